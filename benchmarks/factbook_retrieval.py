@@ -18,27 +18,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache", action="store_true", help="use the normal cache directory")
     parser.add_argument("--queries", type=int, default=200, help="questions timed per backend")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also sweep title_weight x b (single-hop recall@5)"
+    )
     args = parser.parse_args()
     if not args.cache:
         os.environ["RESEARCH_ENV_CACHE"] = tempfile.mkdtemp(prefix="research-env-bench-")
 
-    from research_env.data.factbook import load_factbook_world
     from dataclasses import replace
 
+    from research_env.data.factbook import load_factbook_world
     from research_env.retrieval.bm25 import FACTBOOK_BM25, BM25Retriever
     from research_env.rewards import normalize_answer
 
     t0 = time.perf_counter()
     world = load_factbook_world()
     t_world = time.perf_counter() - t0
-    print(f"Factbook world: {len(world.corpus)} passages, {len(world.examples)} questions "
-          f"(first load incl. build: {t_world:.2f} s)")
+    print(
+        f"Factbook world: {len(world.corpus)} passages, {len(world.examples)} questions "
+        f"(first load incl. build: {t_world:.2f} s)"
+    )
 
     examples = world.examples
     sample = examples[:: max(1, len(examples) // args.queries)][: args.queries]
     queries = [e.question for e in sample]
     results = {}
-    print("\n| backend | index build (s) | index load (s) | latency (ms/query) | batched (ms/query) |")
+    print(
+        "\n| backend | index build (s) | index load (s) | latency (ms/query) | batched (ms/query) |"
+    )
     print("|---|---|---|---|---|")
     for backend in ("bm25s", "rank_bm25"):
         config = replace(FACTBOOK_BM25, backend=backend)  # type: ignore[arg-type]
@@ -53,8 +60,10 @@ def main() -> None:
         t = time.perf_counter()
         results[backend] = loaded.search_batch(queries[:n], 5)
         batched = (time.perf_counter() - t) / n
-        print(f"| {backend} | {built.build_seconds:.2f} | {loaded.load_seconds:.3f} | "
-              f"{1000 * statistics.median(times):.2f} (median of {n}) | {1000 * batched:.2f} |")
+        print(
+            f"| {backend} | {built.build_seconds:.2f} | {loaded.load_seconds:.3f} | "
+            f"{1000 * statistics.median(times):.2f} (median of {n}) | {1000 * batched:.2f} |"
+        )
 
     n = len(results["rank_bm25"])
     same = sum(
@@ -65,23 +74,43 @@ def main() -> None:
         len({p.id for p in a} & {p.id for p in b}) / 5
         for a, b in zip(results["bm25s"][:n], results["rank_bm25"])
     )
-    print(f"\nbackend agreement on {n} questions: identical top-5 sets {same / n:.2f}, "
-          f"mean top-5 overlap {overlap:.3f}")
+    print(
+        f"\nbackend agreement on {n} questions: identical top-5 sets {same / n:.2f}, "
+        f"mean top-5 overlap {overlap:.3f}"
+    )
 
-    retriever = BM25Retriever(world.corpus, FACTBOOK_BM25)
     by_type = defaultdict(list)
     for e in examples:
         by_type[e.metadata["type"]].append(e)
-    print("\n| question type | hops | questions | answer recall@5 (question as query) |")
-    print("|---|---|---|---|")
-    for qtype, exs in sorted(by_type.items(), key=lambda kv: (kv[1][0].metadata["hops"], kv[0])):
+
+    def recall_at_5(retriever: BM25Retriever, exs: list) -> float:
         hits = retriever.search_batch([e.question for e in exs], 5)
         found = 0
         for e, passages in zip(exs, hits):
             golds = [normalize_answer(g) for g in e.golden_answers]
             text = " ".join(f" {normalize_answer(p.title + ' ' + p.text)} " for p in passages)
             found += any(g and f" {g} " in text for g in golds)
-        print(f"| {qtype} | {exs[0].metadata['hops']} | {len(exs)} | {found / len(exs):.3f} |")
+        return found / len(exs)
+
+    retriever = BM25Retriever(world.corpus, FACTBOOK_BM25)
+    print("\n| question type | hops | questions | answer recall@5 (question as query) |")
+    print("|---|---|---|---|")
+    for qtype, exs in sorted(by_type.items(), key=lambda kv: (kv[1][0].metadata["hops"], kv[0])):
+        print(
+            f"| {qtype} | {exs[0].metadata['hops']} | {len(exs)} | "
+            f"{recall_at_5(retriever, exs):.3f} |"
+        )
+
+    if args.sweep:
+        single = sorted(t for t, exs in by_type.items() if exs[0].metadata["hops"] == 1)
+        print("\n| title_weight | b | " + " | ".join(single) + " |")
+        print("|---|---|" + "---|" * len(single))
+        for title_weight in (1, 2, 3):
+            for b in (0.75, 0.5, 0.3):
+                config = replace(FACTBOOK_BM25, title_weight=title_weight, b=b)
+                r = BM25Retriever(world.corpus, config, persist=False)
+                cells = " | ".join(f"{recall_at_5(r, by_type[t]):.3f}" for t in single)
+                print(f"| {title_weight} | {b} | {cells} |")
 
 
 if __name__ == "__main__":

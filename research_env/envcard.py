@@ -1,4 +1,6 @@
-"""Print the SearchQA-v0 env card (the class docstring) as Markdown: ``python -m research_env.envcard``.
+"""Print the SearchQA-v0 env card (the class docstring) as Markdown.
+
+Run ``python -m research_env.envcard``.
 
 ``docs/env.md`` is this output; a test keeps the two identical.
 """

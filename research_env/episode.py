@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from research_env.data.types import QAExample, Passage
+from research_env.data.types import Passage, QAExample
 from research_env.rewards import normalize_answer
 
 

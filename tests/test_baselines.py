@@ -2,10 +2,10 @@
 
 import gymnasium as gym
 import pytest
-
-import research_env  # noqa: F401
 from research_agents.baselines import NaiveReaderAgent, ScriptedFactbookAgent, parse_result_block
 from research_agents.evaluate import evaluate, play_episode
+
+import research_env  # noqa: F401
 
 
 @pytest.fixture(scope="module")

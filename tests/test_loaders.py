@@ -29,9 +29,18 @@ def test_flashrag_layout_loads(tmp_path):
     [
         ("{not json", r"dev.jsonl:2: invalid JSON"),
         (json.dumps({"id": "x", "question": "Q?"}), r"dev.jsonl:2: missing field 'golden_answers'"),
-        (json.dumps({"id": "x", "question": "Q?", "golden_answers": []}), r"dev.jsonl:2: field 'golden_answers'"),
-        (json.dumps({"id": "x", "question": " ", "golden_answers": ["a"]}), r"dev.jsonl:2: field 'question'"),
-        (json.dumps({"id": "1", "question": "Q?", "golden_answers": ["a"]}), r"dev.jsonl:2: duplicate id '1' \(first seen on line 1\)"),
+        (
+            json.dumps({"id": "x", "question": "Q?", "golden_answers": []}),
+            r"dev.jsonl:2: field 'golden_answers'",
+        ),
+        (
+            json.dumps({"id": "x", "question": " ", "golden_answers": ["a"]}),
+            r"dev.jsonl:2: field 'question'",
+        ),
+        (
+            json.dumps({"id": "1", "question": "Q?", "golden_answers": ["a"]}),
+            r"dev.jsonl:2: duplicate id '1' \(first seen on line 1\)",
+        ),
         (json.dumps([1, 2]), r"dev.jsonl:2: expected a JSON object, got list"),
     ],
 )
@@ -49,10 +58,16 @@ def test_env_accepts_a_jsonl_dataset(tmp_path):
 
     f = _write(
         tmp_path / "mine.jsonl",
-        [json.dumps({"id": "p", "question": "What is the capital of Peru?", "golden_answers": ["Lima"]})],
+        [
+            json.dumps(
+                {"id": "p", "question": "What is the capital of Peru?", "golden_answers": ["Lima"]}
+            )
+        ],
     )
     env = gym.make("SearchQA-v0", dataset=str(f))
     obs, info = env.reset(seed=0)
     assert info["question_id"] == "p" and obs["question"] == "What is the capital of Peru?"
-    with pytest.raises(ValueError, match="expected dataset 'factbook' or a path to a .jsonl file"):
+    with pytest.raises(
+        ValueError, match=r"expected dataset 'factbook' or a path to a \.jsonl file"
+    ):
         gym.make("SearchQA-v0", dataset="hotpotqa")

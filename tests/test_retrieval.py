@@ -25,7 +25,7 @@ def test_tiny_corpus_ranking_and_edge_queries(backend, tmp_path):
     r = BM25Retriever(TINY, BM25Config(backend=backend), index_dir=tmp_path / "idx")
     assert isinstance(r, Retriever)
     hits = r.search("What is the capital of Chile?", k=2)
-    assert [p.id for p in hits][0] == "cl"
+    assert hits[0].id == "cl"
     assert all(p.score is not None and p.score > 0 for p in hits)
     assert [p.score for p in hits] == sorted((p.score for p in hits), reverse=True)
     assert r.search("zzzz unknownword", k=3) == []  # nothing matches: no fake passages

@@ -22,17 +22,15 @@ def _example_from_record(record: Any, where: str) -> QAExample:
     answers = record["golden_answers"]
     if isinstance(answers, str):
         answers = [answers]
-    if (
-        not isinstance(answers, list)
-        or not answers
-        or not all(isinstance(a, str) for a in answers)
-    ):
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
         raise DataFormatError(
             f"{where}: field 'golden_answers' must be a non-empty list of strings, got {answers!r}"
         )
     question = record["question"]
     if not isinstance(question, str) or not question.strip():
-        raise DataFormatError(f"{where}: field 'question' must be a non-empty string, got {question!r}")
+        raise DataFormatError(
+            f"{where}: field 'question' must be a non-empty string, got {question!r}"
+        )
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise DataFormatError(f"{where}: field 'metadata' must be an object, got {metadata!r}")

@@ -49,5 +49,5 @@ class Passage:
 
     @property
     def contents(self) -> str:
-        """The FlashRAG / Search-R1 ``contents`` form: ``"Title"\\ntext``."""
+        r"""The FlashRAG / Search-R1 ``contents`` form: ``"Title"\ntext``."""
         return f'"{self.title}"\n{self.text}'

@@ -65,7 +65,8 @@ class ScriptedFactbookAgent:
                 else self._plan.send(parse_result_block(observation))
             )
         except StopIteration as done:
-            return f"<think>So the answer is {done.value}.</think><answer>\\boxed{{{done.value}}}</answer>"
+            answer: str = done.value
+            return f"<think>So the answer is {answer}.</think><answer>\\boxed{{{answer}}}</answer>"
         self._pending = step
         thought, query = step
         return f"<think>{thought}</think><search>{query}</search>"
@@ -109,7 +110,7 @@ class ScriptedFactbookAgent:
         )
         p = _field_passage(passages, country, "Land boundaries")
         _, _, listed = p.text.partition("border countries: ") if p else ("", "", "")
-        borders = _KM.findall(listed.split(" note:")[0])
+        borders: list[tuple[str, str]] = _KM.findall(listed.split(" note:")[0])
         if not borders:
             return "unknown"
         name, _km = max(borders, key=lambda nk: float(nk[1].replace(",", "")))

@@ -26,9 +26,9 @@ class ShownPassage:
 
 
 def parse_result_block(observation: str) -> list[ShownPassage]:
-    """Return the passages of an observation formatted as ``Doc i (Title: t) text`` lines.
+    r"""Return the passages of an observation formatted as ``Doc i (Title: t) text`` lines.
 
-    >>> parse_result_block(" <result>\\nDoc 1 (Title: Peru — Capital) name: Lima\\n</result>")
+    >>> parse_result_block(" <result>\nDoc 1 (Title: Peru — Capital) name: Lima\n</result>")
     [ShownPassage(title='Peru — Capital', text='name: Lima')]
     """
     return [ShownPassage(m["title"], m["text"]) for m in _DOC.finditer(observation)]
@@ -61,7 +61,9 @@ class NaiveReaderAgent:
         """Return the next action given the latest observation text."""
         if not self._searched:
             self._searched = True
-            return f"<think>Let me search for the question.</think><search>{self._question}</search>"
+            return (
+                f"<think>Let me search for the question.</think><search>{self._question}</search>"
+            )
         passages = parse_result_block(observation)
         q = _words(self._question)
         best = max(passages, key=lambda p: len(q & _words(p.title)), default=None)

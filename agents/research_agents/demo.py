@@ -40,8 +40,10 @@ def main() -> None:
     start = time.perf_counter()
     env = gym.make("SearchQA-v0", split=args.split, max_turns=6, render_mode="ansi")
     n = len(env.unwrapped.examples)  # type: ignore[attr-defined]
-    print(f"SearchQA-v0 on the Factbook world, split {args.split!r}: {n} questions "
-          f"(ready in {time.perf_counter() - start:.1f} s)\n")
+    print(
+        f"SearchQA-v0 on the Factbook world, split {args.split!r}: {n} questions "
+        f"(ready in {time.perf_counter() - start:.1f} s)\n"
+    )
 
     scripted = ScriptedFactbookAgent()
     for i in range(args.episodes):

@@ -1,0 +1,305 @@
+"""SearchQA-v0: question answering by interleaving generated text with search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from research_env.actions import Answer, Invalid, Search, parse_action
+from research_env.data.types import QAExample
+from research_env.episode import Episode
+from research_env.resolve import DEFAULT_DATASET, resolve_dataset, resolve_retriever
+from research_env.retrieval.base import RetrievalError, Retriever
+from research_env.rewards import RewardFn, get_reward_fn, score_answer
+from research_env.spaces import UnicodeText
+from research_env.templates import ChatTokenizer, PromptTemplate, get_template
+
+ObsType = dict[str, str]
+MAX_TEXT = 1 << 24  # the largest observation / action string the spaces admit (16 Mi chars)
+
+
+class SearchQAEnv(gym.Env[ObsType, str]):
+    r"""Answer a question by thinking, searching and answering in generated text.
+
+    ## Description
+    Each episode is one question. The agent is a language model: every action is a segment of
+    text it generated, ending at ``</search>`` or ``</answer>``. A search action returns the
+    top-k retrieved passages as a ``<result>…</result>`` block that the agent appends to its
+    context; an answer action ends the episode with an exact-match reward. This is the rollout
+    of ReSearch (arXiv 2503.19470) and Search-R1, as a Gymnasium environment.
+
+    The default world is offline and embedded: passages and multi-hop questions generated from
+    the CIA World Factbook (public domain), retrieved with BM25.
+
+    ## Action Space
+    ``UnicodeText``: any ``str``. The segment is parsed by
+    :func:`research_env.actions.parse_action`: ``<search>q</search>`` searches for ``q``,
+    ``<answer>…</answer>`` answers (the content of ``\boxed{…}`` when present), anything else is
+    invalid. ``<think>…</think>`` may precede either. Queries are capped at ``max_query_chars``.
+
+    ## Observation Space
+    ``Dict`` of ``UnicodeText``:
+
+    - ``prompt``: the formatted prompt to start generating from (fixed for the episode);
+    - ``observation``: the text to append after the last action — empty after ``reset``, the
+      ``<result>`` block after a search, a corrective message after an invalid action when
+      ``invalid_action="correct"``;
+    - ``question``: the bare question.
+
+    The agent keeps its own context: prompt + its generated segments + observations.
+
+    ## Starting State
+    ``reset(seed=s)`` draws a question uniformly from the split with ``np_random``;
+    ``reset(options={"index": i})`` or ``reset(options={"question_id": "..."})`` picks one.
+
+    ## Rewards
+    0 after a search or an invalid action. On an answer, the ``reward`` preset applied to the
+    answer's components: ``em`` (default, 1 if the normalised answer equals a normalised golden
+    answer), ``f1`` (token F1), ``research`` (ReSearch: F1 if the format is valid and F1 > 0, 0.1
+    for a valid format with a wrong answer, 0 for an invalid format), ``searchr1_format``. Any
+    callable ``RewardComponents -> float`` works too. Truncated episodes get 0.
+
+    ## Episode End
+    Terminated on an answer, or on an invalid action (unless ``invalid_action="correct"``).
+    Truncated when ``max_turns`` actions have been taken without an answer. With
+    ``last_turn="answer_only"`` the observation before the last turn tells the agent to answer,
+    and a search on the last turn is invalid.
+
+    ## Information
+    ``reset`` info: ``question_id``, ``question_type``, ``index``, ``split``.
+    ``step`` info: ``turn``, ``action_type`` (search | answer | invalid), ``query``,
+    ``query_truncated``, ``retrieved_ids``, ``retrieved_titles``, ``num_searches``,
+    ``retrieval_error`` (``None`` or the message), ``invalid_reason``, ``prediction``,
+    ``reward_components`` (always: ``em``, ``f1``, ``sub_em``, ``format_ok``,
+    ``answer_in_retrieval``), and at the end ``golden_answers``, ``retrieval_failed`` and
+    ``end_reason`` (answer | invalid | max_turns).
+
+    ## Arguments
+    ```python
+    gym.make("SearchQA-v0", dataset="factbook", split="train", retriever="bm25", top_k=5,
+             max_turns=4, reward="em", template="research_instruct", tokenizer=None,
+             invalid_action="terminate", last_turn="normal", max_query_chars=512,
+             render_mode=None)
+    ```
+    - ``dataset``: ``"factbook"``, a FlashRAG-style ``.jsonl`` path, or a list of ``QAExample``.
+    - ``split``: ``"train"`` / ``"dev"`` / ``"test"`` (Factbook world only).
+    - ``retriever``: ``"bm25"`` (bm25s backend), ``"bm25:rank_bm25"``, or any ``Retriever``.
+    - ``top_k``: passages per search. ``max_turns``: actions per episode.
+    - ``reward``: preset name or callable. ``template``: ``research_base``,
+      ``research_instruct`` or ``searchr1`` (or a ``PromptTemplate``).
+    - ``tokenizer``: optional; its chat template formats the instruct prompt.
+    - ``invalid_action``: ``"terminate"`` or ``"correct"`` (Search-R1's corrective observation).
+    - ``last_turn``: ``"normal"`` or ``"answer_only"``.
+    - ``render_mode``: ``None`` or ``"ansi"`` (``render()`` returns the transcript).
+
+    ## Version History
+    - v0: initial release (Factbook world, BM25, EM reward).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (Gymnasium API)
+
+    def __init__(
+        self,
+        dataset: str | Path | Sequence[QAExample] = DEFAULT_DATASET,
+        split: str = "train",
+        retriever: str | Retriever = "bm25",
+        top_k: int = 5,
+        max_turns: int = 4,
+        reward: str | RewardFn = "em",
+        template: str | PromptTemplate = "research_instruct",
+        tokenizer: ChatTokenizer | None = None,
+        invalid_action: Literal["terminate", "correct"] = "terminate",
+        last_turn: Literal["normal", "answer_only"] = "normal",
+        max_query_chars: int = 512,
+        render_mode: str | None = None,
+    ) -> None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"expected top_k >= 1, got {top_k!r}")
+        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+            raise ValueError(f"expected max_turns >= 1, got {max_turns!r}")
+        if invalid_action not in ("terminate", "correct"):
+            raise ValueError(
+                f"expected invalid_action 'terminate' or 'correct', got {invalid_action!r}"
+            )
+        if last_turn not in ("normal", "answer_only"):
+            raise ValueError(f"expected last_turn 'normal' or 'answer_only', got {last_turn!r}")
+        if max_query_chars < 1:
+            raise ValueError(f"expected max_query_chars >= 1, got {max_query_chars!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"expected render_mode None or 'ansi', got {render_mode!r}")
+        self.examples = resolve_dataset(dataset, split)
+        self.split = split
+        self._index_of = {e.id: i for i, e in enumerate(self.examples)}
+        self.retriever = resolve_retriever(retriever)
+        self.top_k = top_k
+        self.max_turns = max_turns
+        self.reward_fn = get_reward_fn(reward)
+        self.template = template if isinstance(template, PromptTemplate) else get_template(template)
+        self.tokenizer = tokenizer
+        self.invalid_action = invalid_action
+        self.last_turn = last_turn
+        self.max_query_chars = max_query_chars
+        self.render_mode = render_mode
+        self.action_space = UnicodeText(MAX_TEXT)
+        self.observation_space = cast(
+            spaces.Space[ObsType],
+            spaces.Dict(
+                {key: UnicodeText(MAX_TEXT) for key in ("prompt", "observation", "question")}
+            ),
+        )
+        self._episode: Episode | None = None
+
+    # ------------------------------------------------------------------ reset
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Start an episode on a question, drawn with ``np_random`` unless ``options`` picks one."""
+        super().reset(seed=seed)
+        index = self._pick_index(options or {})
+        example = self.examples[index]
+        prompt = self.template.render(example.question, self.tokenizer)
+        self._episode = Episode(example=example, prompt=prompt)
+        obs = {"prompt": prompt, "observation": "", "question": example.question}
+        info = {
+            "question_id": example.id,
+            "question_type": example.metadata.get("type"),
+            "index": index,
+            "split": self.split,
+        }
+        return obs, info
+
+    def _pick_index(self, options: dict[str, Any]) -> int:
+        unknown = set(options) - {"index", "question_id"}
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; expected 'index' or 'question_id'"
+            )
+        if "question_id" in options:
+            qid = options["question_id"]
+            if qid not in self._index_of:
+                raise ValueError(f"options['question_id']: no question with id {qid!r}")
+            return self._index_of[qid]
+        if "index" in options:
+            index = options["index"]
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, int)
+                or not 0 <= index < len(self.examples)
+            ):
+                raise ValueError(
+                    f"options['index']: expected an int in [0, {len(self.examples)}), got {index!r}"
+                )
+            return index
+        return int(self.np_random.integers(len(self.examples)))
+
+    # ------------------------------------------------------------------- step
+    def step(self, action: str) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
+        """Apply one generated segment; see the class docstring for the semantics."""
+        ep = self._episode
+        if ep is None:
+            raise RuntimeError("call reset() before step()")
+        if ep.done:
+            raise RuntimeError("the episode is over; call reset() before step()")
+        if not isinstance(action, str):
+            raise TypeError(f"expected the action to be a str, got {type(action).__name__}")
+        ep.record_action(action)
+        parsed = parse_action(action, max_query_chars=self.max_query_chars)
+        last = ep.turns >= self.max_turns
+        info: dict[str, Any] = {
+            "turn": ep.turns,
+            "action_type": "invalid",
+            "query": None,
+            "query_truncated": False,
+            "retrieved_ids": [],
+            "retrieved_titles": [],
+            "retrieval_error": None,
+            "invalid_reason": None,
+            "prediction": None,
+        }
+        reward, terminated, observation = 0.0, False, ""
+        components = score_answer(None, ep.example.golden_answers, format_ok=False)
+
+        if isinstance(parsed, Search) and last and self.last_turn == "answer_only":
+            parsed = Invalid(reason="search_on_last_turn", detail="the last turn must answer")
+
+        if isinstance(parsed, Search):
+            info.update(action_type="search", query=parsed.query, query_truncated=parsed.truncated)
+            observation = self._search(ep, parsed.query, info)
+        elif isinstance(parsed, Answer):
+            info.update(action_type="answer", prediction=parsed.text)
+            components = score_answer(parsed.text, ep.example.golden_answers, self._format_ok(ep))
+            reward = float(self.reward_fn(components))
+            terminated = True
+            info["end_reason"] = "answer"
+        else:
+            ep.invalid_actions += 1
+            info["invalid_reason"] = parsed.reason
+            info["invalid_detail"] = parsed.detail
+            if self.invalid_action == "terminate":
+                terminated = True
+                info["end_reason"] = "invalid"
+            else:
+                observation = self.template.format_invalid(parsed.reason)
+
+        truncated = not terminated and last
+        if truncated:
+            info["end_reason"] = "max_turns"
+        elif not terminated and self.last_turn == "answer_only" and ep.turns == self.max_turns - 1:
+            observation += self.template.format_answer_now()
+        ep.record_observation(observation)
+        ep.done = terminated or truncated
+
+        info["num_searches"] = ep.searches
+        info["reward_components"] = {
+            "em": components.em,
+            "f1": components.f1,
+            "sub_em": components.sub_em,
+            "format_ok": components.format_ok,
+            "answer_in_retrieval": ep.answer_in_retrieval,
+        }
+        if ep.done:
+            info["golden_answers"] = list(ep.example.golden_answers)
+            info["retrieval_failed"] = ep.retrieval_failed
+            info["invalid_actions"] = ep.invalid_actions
+        obs = {"prompt": ep.prompt, "observation": observation, "question": ep.example.question}
+        return obs, reward, terminated, truncated, info
+
+    def _search(self, ep: Episode, query: str, info: dict[str, Any]) -> str:
+        try:
+            passages = self.retriever.search(query, self.top_k)
+        except RetrievalError as e:
+            ep.retrieval_failed = True
+            info["retrieval_error"] = str(e)
+            return self.template.format_error(str(e))
+        ep.record_passages(passages)
+        info["retrieved_ids"] = [p.id for p in passages]
+        info["retrieved_titles"] = [p.title for p in passages]
+        return self.template.format_observation(passages)
+
+    def _format_ok(self, ep: Episode) -> bool:
+        if ep.invalid_actions:
+            return False
+        ok, _reason = self.template.check_format(ep.response)
+        return ok
+
+    # ----------------------------------------------------------------- render
+    def render(self) -> str | None:
+        """Return the episode transcript as text when ``render_mode="ansi"``."""
+        if self.render_mode != "ansi":
+            return None
+        ep = self._episode
+        if ep is None:
+            return ""
+        lines = [f"[question] {ep.example.question}"]
+        for role, text in ep.log:
+            lines.append(f"[{role}] {text.strip()}")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def episode(self) -> Episode | None:
+        """The episode in progress (read-only use: analysis and debugging)."""
+        return self._episode
