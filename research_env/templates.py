@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from research_env.actions import STOP_STRINGS, check_research_format
+from research_env.actions import STOP_STRINGS
 from research_env.data.types import Passage
+from research_env.format_check import check_research_format
 
 __all__ = [
     "TEMPLATES",
@@ -280,7 +281,7 @@ class PromptTemplate:
         )
 
     def check_format(self, response: str) -> tuple[bool, str]:
-        r"""Check ``response`` with :func:`~research_env.actions.check_research_format`.
+        r"""Check ``response`` with :func:`~research_env.format_check.check_research_format`.
 
         Uses this template's observation tag and ``\boxed{}`` requirement.
 

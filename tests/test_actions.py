@@ -5,18 +5,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from research_env.actions import (
-    FORMAT_REASONS,
     INVALID_REASONS,
     STOP_STRINGS,
     Answer,
     Invalid,
     Search,
-    check_research_format,
-    check_searchr1_format,
     extract_boxed,
     parse_action,
     truncate_at_action,
 )
+from research_env.format_check import FORMAT_REASONS, check_research_format, check_searchr1_format
 
 # --------------------------------------------------------------------------- well-formed actions
 

@@ -2,8 +2,9 @@ from typing import Any
 
 import pytest
 
-from research_env.actions import Answer, Search, check_research_format, parse_action
+from research_env.actions import Answer, Search, parse_action
 from research_env.data.types import Passage
+from research_env.format_check import check_research_format
 from research_env.templates import TEMPLATES, ChatTokenizer, PromptTemplate, get_template
 
 Q = "What is the capital of Peru?"
