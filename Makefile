@@ -33,15 +33,17 @@ lint: install
 test: lint
 	$(BIN)/pytest -m "not slow" -q
 
+# pytest exits 5 when no test is marked slow; that is not a failure.
 test-slow: install
-	$(BIN)/pytest -m slow -q
+	$(BIN)/pytest -m slow -q || [ $$? -eq 5 ]
 
 demo: install
 	$(BIN)/python -m research_agents.demo
 
+# docs/env.md is the env docstring; the tables of docs/factbook.md and docs/retrieval.md come
+# from benchmarks/factbook_stats.py and benchmarks/factbook_retrieval.py (printed, pasted).
 docs: install
 	$(BIN)/python -m research_env.envcard > docs/env.md
-	$(BIN)/python benchmarks/factbook_stats.py > docs/factbook_counts.md
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
