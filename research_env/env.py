@@ -9,8 +9,8 @@ from typing import Any, Literal, cast
 import gymnasium as gym
 from gymnasium import spaces
 
-from research_env.actions import Answer, Invalid, Search, parse_action
-from research_env.data.types import QAExample
+from research_env.actions import Action, Answer, Invalid, Search, parse_action
+from research_env.data.types import Passage, QAExample
 from research_env.episode import Episode
 from research_env.resolve import DEFAULT_DATASET, resolve_dataset, resolve_retriever
 from research_env.retrieval.base import RetrievalError, Retriever
@@ -152,6 +152,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             ),
         )
         self._episode: Episode | None = None
+        self._pending: Action | None = None
 
     # ------------------------------------------------------------------ reset
     def reset(
@@ -163,6 +164,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         example = self.examples[index]
         prompt = self.template.render(example.question, self.tokenizer)
         self._episode = Episode(example=example, prompt=prompt)
+        self._pending = None
         obs = {"prompt": prompt, "observation": "", "question": example.question}
         info = {
             "question_id": example.id,
@@ -199,15 +201,62 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     # ------------------------------------------------------------------- step
     def step(self, action: str) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
         """Apply one generated segment; see the class docstring for the semantics."""
+        query = self.begin_step(action)
+        retrieved: list[Passage] | RetrievalError | None = None
+        if query is not None:
+            try:
+                retrieved = self.retriever.search(query, self.top_k)
+            except RetrievalError as e:
+                retrieved = e
+        return self.finish_step(retrieved)
+
+    # A step in two halves, so that a vector env can retrieve for all its sub-envs in one
+    # batched call in between (see research_env.vector).
+    def begin_step(self, action: str) -> str | None:
+        """Record and parse ``action``; return the query to retrieve for, or ``None``.
+
+        Must be followed by :meth:`finish_step` with the retrieval result.
+
+        Raises:
+            RuntimeError: Before ``reset()``, after the episode ended, or with a step pending.
+            TypeError: If ``action`` is not a ``str``.
+        """
         ep = self._episode
         if ep is None:
             raise RuntimeError("call reset() before step()")
         if ep.done:
             raise RuntimeError("the episode is over; call reset() before step()")
+        if self._pending is not None:
+            raise RuntimeError("begin_step() called twice without finish_step()")
         if not isinstance(action, str):
             raise TypeError(f"expected the action to be a str, got {type(action).__name__}")
         ep.record_action(action)
         parsed = parse_action(action, max_query_chars=self.max_query_chars)
+        if (
+            isinstance(parsed, Search)
+            and ep.turns >= self.max_turns
+            and self.last_turn == "answer_only"
+        ):
+            parsed = Invalid(reason="search_on_last_turn", detail="the last turn must answer")
+        self._pending = parsed
+        return parsed.query if isinstance(parsed, Search) else None
+
+    def finish_step(
+        self, retrieved: list[Passage] | RetrievalError | None
+    ) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
+        """Complete the step begun by :meth:`begin_step`.
+
+        Args:
+            retrieved: The passages for the query ``begin_step`` returned, the
+                ``RetrievalError`` that retrieving raised, or ``None`` when it returned no query.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)`` as from :meth:`step`.
+        """
+        ep, parsed = self._episode, self._pending
+        if ep is None or parsed is None:
+            raise RuntimeError("finish_step() called without begin_step()")
+        self._pending = None
         last = ep.turns >= self.max_turns
         info: dict[str, Any] = {
             "turn": ep.turns,
@@ -223,12 +272,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         reward, terminated, observation = 0.0, False, ""
         components = score_answer(None, ep.example.golden_answers, format_ok=False)
 
-        if isinstance(parsed, Search) and last and self.last_turn == "answer_only":
-            parsed = Invalid(reason="search_on_last_turn", detail="the last turn must answer")
-
         if isinstance(parsed, Search):
             info.update(action_type="search", query=parsed.query, query_truncated=parsed.truncated)
-            observation = self._search(ep, parsed.query, info)
+            observation = self._observe(ep, retrieved, info)
         elif isinstance(parsed, Answer):
             info.update(action_type="answer", prediction=parsed.text)
             components = score_answer(parsed.text, ep.example.golden_answers, self._format_ok(ep))
@@ -268,17 +314,18 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         obs = {"prompt": ep.prompt, "observation": observation, "question": ep.example.question}
         return obs, reward, terminated, truncated, info
 
-    def _search(self, ep: Episode, query: str, info: dict[str, Any]) -> str:
-        try:
-            passages = self.retriever.search(query, self.top_k)
-        except RetrievalError as e:
+    def _observe(
+        self, ep: Episode, retrieved: list[Passage] | RetrievalError | None, info: dict[str, Any]
+    ) -> str:
+        if not isinstance(retrieved, list):
+            message = str(retrieved) if retrieved is not None else "no retrieval result given"
             ep.retrieval_failed = True
-            info["retrieval_error"] = str(e)
-            return self.template.format_error(str(e))
-        ep.record_passages(passages)
-        info["retrieved_ids"] = [p.id for p in passages]
-        info["retrieved_titles"] = [p.title for p in passages]
-        return self.template.format_observation(passages)
+            info["retrieval_error"] = message
+            return self.template.format_error(message)
+        ep.record_passages(retrieved)
+        info["retrieved_ids"] = [p.id for p in retrieved]
+        info["retrieved_titles"] = [p.title for p in retrieved]
+        return self.template.format_observation(retrieved)
 
     def _format_ok(self, ep: Episode) -> bool:
         if ep.invalid_actions:

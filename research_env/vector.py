@@ -1,0 +1,129 @@
+"""SearchQAVectorEnv: N SearchQA episodes stepped together, with one retrieval call per step.
+
+``gym.make_vec("SearchQA-v0", num_envs=N, vectorization_mode="vector_entry_point")`` builds it.
+Each ``step`` parses every sub-env's action, sends the queries of all sub-envs that searched to
+the retriever in ONE ``search_batch`` call, and completes the steps with the results — instead of
+one request per environment, which is what makes rollouts wait on retrieval in the anchors.
+
+Autoreset follows Gymnasium's default ``AutoresetMode.NEXT_STEP``: when a sub-env's episode ends
+at step t, step t returns its final observation, reward and info; at step t+1 that sub-env is
+reset (its action is ignored), returning the new question's first observation with reward 0 and
+``terminated = truncated = False``. The sub-env's info at that step is its ``reset`` info.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from research_env.data.types import Passage
+from research_env.env import ObsType, SearchQAEnv
+from research_env.resolve import resolve_retriever
+from research_env.retrieval.base import RetrievalError, Retriever
+
+BatchObs = dict[str, tuple[str, ...]]
+
+
+class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
+    """``num_envs`` independent SearchQA-v0 episodes sharing one retriever.
+
+    Args:
+        num_envs: How many episodes run side by side.
+        **kwargs: Any :class:`~research_env.env.SearchQAEnv` argument; the retriever is
+            resolved once and shared by all sub-envs.
+
+    Observations are a dict of tuples (one string per sub-env); actions a sequence of
+    ``num_envs`` strings; rewards, terminations and truncations arrays; infos Gymnasium's
+    dict-of-arrays with ``_key`` masks.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}  # noqa: RUF012
+
+    def __init__(self, num_envs: int, **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"expected num_envs >= 1, got {num_envs!r}")
+        kwargs.pop("render_mode", None)
+        self.retriever: Retriever = resolve_retriever(kwargs.pop("retriever", "bm25"))
+        self.envs = [SearchQAEnv(retriever=self.retriever, **kwargs) for _ in range(num_envs)]
+        self.num_envs = num_envs
+        self.top_k = self.envs[0].top_k
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._needs_reset = np.zeros(num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[BatchObs, dict[str, Any]]:
+        """Reset every sub-env; an int ``seed`` gives sub-env i the seed ``seed + i``."""
+        if seed is None or isinstance(seed, int):
+            seeds: list[int | None] = [
+                None if seed is None else seed + i for i in range(self.num_envs)
+            ]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+        observations: list[ObsType] = []
+        infos: dict[str, Any] = {}
+        for i, (env, s) in enumerate(zip(self.envs, seeds)):
+            obs, info = env.reset(seed=s, options=options)
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
+        self._needs_reset[:] = False
+        return self._batch(observations), infos
+
+    def step(
+        self, actions: Sequence[str]
+    ) -> tuple[BatchObs, npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], dict[str, Any]]:
+        """Step every sub-env; the queries of all searching sub-envs go in one batched call."""
+        if isinstance(actions, str) or len(actions) != self.num_envs:
+            raise ValueError(f"expected a sequence of {self.num_envs} actions")
+        queries: dict[int, str] = {}
+        for i, (env, action) in enumerate(zip(self.envs, actions)):
+            if not self._needs_reset[i]:
+                query = env.begin_step(action)
+                if query is not None:
+                    queries[i] = query
+        results = self._retrieve(queries)
+
+        observations: list[ObsType] = []
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminations = np.zeros(self.num_envs, dtype=bool)
+        truncations = np.zeros(self.num_envs, dtype=bool)
+        infos: dict[str, Any] = {}
+        for i, env in enumerate(self.envs):
+            if self._needs_reset[i]:
+                obs, info = env.reset()
+                self._needs_reset[i] = False
+            else:
+                obs, reward, terminated, truncated, info = env.finish_step(results.get(i))
+                rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
+                self._needs_reset[i] = terminated or truncated
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
+        return self._batch(observations), rewards, terminations, truncations, infos
+
+    def _retrieve(self, queries: dict[int, str]) -> dict[int, list[Passage] | RetrievalError]:
+        if not queries:
+            return {}
+        try:
+            batches = self.retriever.search_batch(list(queries.values()), self.top_k)
+        except RetrievalError as e:
+            return dict.fromkeys(queries, e)
+        return dict(zip(queries, batches))
+
+    @staticmethod
+    def _batch(observations: list[ObsType]) -> BatchObs:
+        return {key: tuple(obs[key] for obs in observations) for key in observations[0]}
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close the sub-envs."""
+        for env in self.envs:
+            env.close()
