@@ -29,7 +29,7 @@ def main() -> None:
 
     from research_env.data.factbook import load_factbook_world
     from research_env.retrieval.bm25 import FACTBOOK_BM25, BM25Retriever
-    from research_env.rewards import normalize_answer
+    from research_env.rewards import answer_in_passages
 
     t0 = time.perf_counter()
     world = load_factbook_world()
@@ -85,11 +85,7 @@ def main() -> None:
 
     def recall_at_5(retriever: BM25Retriever, exs: list) -> float:
         hits = retriever.search_batch([e.question for e in exs], 5)
-        found = 0
-        for e, passages in zip(exs, hits):
-            golds = [normalize_answer(g) for g in e.golden_answers]
-            text = " ".join(f" {normalize_answer(p.title + ' ' + p.text)} " for p in passages)
-            found += any(g and f" {g} " in text for g in golds)
+        found = sum(answer_in_passages(p, e.golden_answers) for e, p in zip(exs, hits))
         return found / len(exs)
 
     retriever = BM25Retriever(world.corpus, FACTBOOK_BM25)

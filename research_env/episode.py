@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from research_env.data.types import Passage, QAExample
-from research_env.rewards import normalize_answer
+from research_env.rewards import answer_in_passages
 
 
 @dataclass
@@ -38,12 +38,6 @@ class Episode:
     invalid_actions: int = 0
     done: bool = False
     log: list[tuple[str, str]] = field(default_factory=list)
-    _normalized_golds: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._normalized_golds = [
-            g for g in (normalize_answer(a) for a in self.example.golden_answers) if g
-        ]
 
     def record_action(self, action: str) -> None:
         """Append the agent's action to the response and the log."""
@@ -61,9 +55,5 @@ class Episode:
         """Note what was retrieved, and whether a golden answer is in it."""
         self.searches += 1
         self.retrieved_ids.extend(p.id for p in passages)
-        if not self.answer_in_retrieval and self._normalized_golds:
-            for p in passages:
-                text = f" {normalize_answer(p.title + ' ' + p.text)} "
-                if any(f" {g} " in text for g in self._normalized_golds):
-                    self.answer_in_retrieval = True
-                    break
+        if not self.answer_in_retrieval:
+            self.answer_in_retrieval = answer_in_passages(passages, self.example.golden_answers)

@@ -36,6 +36,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from research_env.data.types import Passage
+
 __all__ = [
     "REWARD_PRESETS",
     "RewardComponents",
@@ -202,6 +204,20 @@ def sub_em(prediction: str, golden_answers: str | Sequence[str]) -> float:
         if (gold and f" {gold} " in padded) or gold == pred:
             return 1.0
     return 0.0
+
+
+def answer_in_passages(passages: Sequence[Passage], golden_answers: str | Sequence[str]) -> bool:
+    """Whether a golden answer occurs (as :func:`sub_em` defines it) in a passage's title or text.
+
+    This is the "answer in retrieval" diagnostic: did the search surface the answer at all?
+
+    Examples:
+        >>> answer_in_passages([Passage("p", "Peru — Capital", "name: Lima")], ["Lima"])
+        True
+        >>> answer_in_passages([Passage("p", "Cyprus", "Limassol port")], ["Lima"])
+        False
+    """
+    return any(sub_em(f"{p.title} {p.text}", golden_answers) > 0 for p in passages)
 
 
 @dataclass(frozen=True)
