@@ -43,6 +43,8 @@ def test_index_persisted_and_reloaded(backend, tmp_path):
     assert first.build_seconds > 0 and first.load_seconds == 0
     second = BM25Retriever(TINY, BM25Config(backend=backend), index_dir=tmp_path / "idx")
     assert second.build_seconds == 0 and second.load_seconds > 0
+    assert first.index_dir == second.index_dir == tmp_path / "idx"
+    assert BM25Retriever(TINY, persist=False).index_dir is None
     queries = ["capital of peru", "area of chile", "la paz"]
     assert second.search_batch(queries, 3) == first.search_batch(queries, 3)
 

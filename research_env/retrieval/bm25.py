@@ -206,6 +206,8 @@ class BM25Retriever:
         engine_cls = _ENGINES[self.config.backend]
         directory = index_dir or cache_dir() / "bm25" / f"{self.config.backend}-{self.fingerprint}"
         done_marker = directory / "COMPLETE"
+        self.index_dir: Path | None = directory if persist else None
+        """Where the index is stored (``None`` when ``persist=False``)."""
         if persist and done_marker.exists():
             start = time.perf_counter()
             self._engine: _Engine = engine_cls.load(directory)
@@ -221,7 +223,6 @@ class BM25Retriever:
             directory.mkdir(parents=True, exist_ok=True)
             self._engine.save(directory)
             atomic_write_bytes(done_marker, self.fingerprint.encode())
-        self.index_dir = directory if persist else None
 
     def search(self, query: str, k: int) -> list[Passage]:
         """Return the top-``k`` passages for ``query`` (empty if no query token is indexed)."""
