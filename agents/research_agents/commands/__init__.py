@@ -1,0 +1,1 @@
+"""Subcommands of ``searchqa`` that need the agent stack (train, eval, leaderboard)."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``searchqa`` that need only the env (retrieval: index, serve)."""
