@@ -16,7 +16,10 @@ from types import ModuleType
 #: subcommand -> (module, one-line help). Agent commands live in ``research_agents``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("research_env.commands.index", "build and save a BM25 or dense index of a corpus"),
-    "serve": ("research_env.commands.serve", "serve a retriever over HTTP (ReSearch/Search-R1 APIs)"),
+    "serve": (
+        "research_env.commands.serve",
+        "serve a retriever over HTTP (ReSearch/Search-R1 APIs)",
+    ),
     "train": ("research_agents.commands.train", "train the GRPO agent on SearchQA-v0"),
     "eval": ("research_agents.commands.evaluate", "evaluate a checkpoint, model or baseline"),
     "leaderboard": ("research_agents.commands.leaderboard", "run and render a leaderboard suite"),
@@ -44,17 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(
+            _run=module.run, _accepts_overrides=getattr(module, "ACCEPTS_OVERRIDES", False)
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``searchqa`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    if extra:
+        if not getattr(args, "_accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = extra
     code: int = args._run(args)
     return code
 

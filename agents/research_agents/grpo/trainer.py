@@ -1,0 +1,554 @@
+"""The GRPO loop: sample questions → roll out G episodes each → score → advantages → update.
+
+One step::
+
+    questions = sampler(step)                       # B questions (curriculum-aware, seeded)
+    trajs     = rollout(env, generator, B × G)       # token-in-token-out, batched env steps
+    adv       = group_advantages(rewards)            # (r - mean_g) / (std_g + eps)
+    for epoch in range(K):                           # K passes, mini-batches, grad accumulation
+        loss = grpo_loss(logp, old_logp, adv, mask)  # clipped ratio (+ beta * k3 KL)
+        loss.backward(); clip; optimizer.step()
+    log(metrics); maybe checkpoint / evaluate
+
+Trajectories whose advantage is exactly 0 contribute no policy gradient; when ``beta == 0`` they
+are not run through the model at all (their tokens still count in the loss normaliser, so the
+result is the same as running them).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import torch
+from research_agents.generation.base import Generator, SamplingParams
+from research_agents.grpo.advantages import group_advantages, zero_variance_share
+from research_agents.grpo.config import GRPOConfig
+from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
+from research_agents.grpo.loss import grpo_loss
+from research_agents.grpo.metrics import MetricsLogger, read_metrics
+from research_agents.grpo.plot import plot_curves
+from research_agents.grpo.policy import freeze_lower_layers, token_logprobs
+from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from research_env.vector import SearchQAVectorEnv
+
+CHECKPOINT = "checkpoint"
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _load_hook(spec: str) -> Callable[[Trajectory], float]:
+    import importlib
+
+    module, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(f"reward_hook: expected 'module:function', got {spec!r}")
+    fn = getattr(importlib.import_module(module), attr, None)
+    if not callable(fn):
+        raise ValueError(f"reward_hook: {spec!r} is not a callable")
+    return cast(Callable[[Trajectory], float], fn)
+
+
+class GRPOTrainer:
+    """Train a causal LM with GRPO on SearchQA-v0.
+
+    Args:
+        config: The run's settings.
+        model: A policy to train (default: load ``config.model``).
+        tokenizer: Its tokenizer (default: load ``config.model``'s).
+        generator: Rollout backend (default: from ``config.generator``).
+        resume: Resume from this checkpoint folder, or ``True`` for
+            ``<output_dir>/checkpoint`` when it exists.
+    """
+
+    def __init__(
+        self,
+        config: GRPOConfig,
+        model: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        generator: Generator | None = None,
+        resume: str | Path | bool = False,
+    ) -> None:
+        from research_agents.models import load_model, load_tokenizer
+
+        from research_env.vector import SearchQAVectorEnv
+
+        self.config = cfg = config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _seed_everything(cfg.seed)
+        self.output_dir = Path(cfg.output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model)
+        self.model = model if model is not None else load_model(cfg.model, cfg.dtype)
+        self.model.config.use_cache = False
+        if cfg.lora_rank > 0:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules="all-linear"
+            )
+            self.model = cast("PreTrainedModel", get_peft_model(self.model, lora))
+        elif cfg.trainable_layers is not None:
+            freeze_lower_layers(self.model, cfg.trainable_layers)
+        self.ref_model: PreTrainedModel | None = None
+        if cfg.beta > 0:
+            import copy
+
+            self.ref_model = copy.deepcopy(self.model).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        self.reward_hook = _load_hook(cfg.reward_hook) if cfg.reward_hook else None
+        if generator is None:
+            generator = self._make_generator()
+        self.generator = generator
+
+        env_kwargs: dict[str, Any] = {
+            "dataset": cfg.dataset,
+            "retriever": cfg.retriever,
+            "top_k": cfg.top_k,
+            "max_turns": cfg.max_turns,
+            "reward": cfg.reward,
+            "template": cfg.template,
+            "tokenizer": self.tokenizer,
+            "last_turn": cfg.last_turn,
+        }
+        self.env: SearchQAVectorEnv = SearchQAVectorEnv(
+            cfg.rollouts_per_step, split=cfg.train_split, **env_kwargs
+        )
+        self.eval_env_kwargs = env_kwargs | {"reward": "em"}
+        self._eval_env: SearchQAVectorEnv | None = None
+        self.stop = self.env.envs[0].template.stop_strings
+        self.examples = self.env.envs[0].examples
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable_params = sum(p.numel() for p in params)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.step = 0
+        self.elapsed_s = 0.0
+        resume_path = self._resume_path(resume)
+        if resume_path is not None:
+            self.load_checkpoint(resume_path)
+        self.logger = MetricsLogger(
+            self.output_dir,
+            tensorboard=cfg.tensorboard,
+            wandb_project=cfg.wandb_project,
+            resume_step=self.step if resume_path is not None else None,
+            config=cfg.to_dict(),
+        )
+
+    # ---------------------------------------------------------------- setup
+    def _make_generator(self) -> Generator:
+        if self.config.generator == "vllm":
+            from research_agents.generation.vllm import VLLMGenerator
+
+            return cast(
+                Generator,
+                VLLMGenerator.from_model(self.model, self.tokenizer, seed=self.config.seed),
+            )
+        from research_agents.generation.hf import HFGenerator
+
+        return HFGenerator(self.model, self.tokenizer)
+
+    def _resume_path(self, resume: str | Path | bool) -> Path | None:
+        if resume is False:
+            return None
+        path = self.output_dir / CHECKPOINT if resume is True else Path(resume)
+        if (path / "trainer_state.pt").is_file():
+            return path
+        if resume is True:
+            return None  # nothing to resume: start fresh
+        raise FileNotFoundError(f"no checkpoint at {path} (expected trainer_state.pt)")
+
+    @property
+    def eval_env(self) -> SearchQAVectorEnv:
+        """The vector env over the held-out split (built on first use)."""
+        if self._eval_env is None:
+            from research_env.vector import SearchQAVectorEnv
+
+            self._eval_env = SearchQAVectorEnv(
+                min(64, max(self.config.eval_size, 1) if self.config.eval_size else 64),
+                split=self.config.eval_split,
+                **self.eval_env_kwargs,
+            )
+        return self._eval_env
+
+    # ---------------------------------------------------------------- data
+    def sample_questions(self, step: int) -> list[int]:
+        """The B question indices of ``step`` (a pure function of seed, step and curriculum)."""
+        types = self.config.types_at(step)
+        pool = [
+            i for i, e in enumerate(self.examples) if not types or e.metadata.get("type") in types
+        ]
+        if not pool:
+            raise ValueError(f"step {step}: no training question of types {types}")
+        rng = np.random.default_rng([self.config.seed, step])
+        replace = len(pool) < self.config.questions_per_step
+        picked = rng.choice(len(pool), self.config.questions_per_step, replace=replace)
+        return [pool[int(i)] for i in picked]
+
+    # ---------------------------------------------------------------- loop
+    def train(self) -> list[dict[str, Any]]:
+        """Run until ``steps`` or ``time_budget_s``; checkpoint and plot at the end.
+
+        Returns:
+            The metrics of every step of this call.
+        """
+        cfg = self.config
+        history: list[dict[str, Any]] = []
+        start_elapsed = self.elapsed_s
+        t_start = time.perf_counter()
+        try:
+            while self.step < cfg.steps:
+                if cfg.time_budget_s is not None and self.elapsed_s >= cfg.time_budget_s:
+                    break
+                metrics = self.train_step()
+                self.elapsed_s = start_elapsed + time.perf_counter() - t_start
+                metrics["time/elapsed_s"] = self.elapsed_s
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    metrics.update(self.evaluate().as_metrics())
+                self.logger.log(self.step, metrics)
+                history.append(metrics)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+            self.save_checkpoint()
+        finally:
+            self.logger.close()
+        self.plot()
+        return history
+
+    def train_step(self) -> dict[str, Any]:
+        """One GRPO step; returns its metrics (the step counter advances)."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        questions = self.sample_questions(self.step)
+        indices = [q for q in questions for _ in range(cfg.group_size)]
+        groups = [g for g in range(len(questions)) for _ in range(cfg.group_size)]
+        params = SamplingParams(
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            stop=self.stop,
+        )
+        trajs, rstats = rollout(
+            self.env,
+            self.generator,
+            self.tokenizer,
+            indices,
+            params,
+            group_ids=groups,
+            response_prefix=cfg.response_prefix,
+            turn_prefix=cfg.turn_prefix,
+            final_prefix=cfg.final_prefix,
+            max_response_tokens=cfg.max_response_tokens,
+            seed=cfg.seed * 1_000_003 + self.step * 1_000,
+        )
+        t_rollout = time.perf_counter() - t0
+        if self.reward_hook is not None:
+            for t in trajs:
+                t.info["env_reward"] = t.reward
+                t.reward = float(self.reward_hook(t))
+        rewards = [t.reward for t in trajs]
+        adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
+        t1 = time.perf_counter()
+        update = self._update(trajs, adv)
+        t_train = time.perf_counter() - t1
+        self.generator.sync_weights(self.model)
+        self.step += 1
+        metrics = self._step_metrics(trajs, adv, rstats, update)
+        metrics.update(
+            {
+                "perf/step_s": time.perf_counter() - t0,
+                "perf/rollout_s": t_rollout,
+                "perf/train_s": t_train,
+                "perf/train_tokens_per_s": update["perf/train_tokens"] / max(t_train, 1e-9),
+                "train/lr": self.lr_at(self.step - 1),
+            }
+        )
+        return metrics
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of ``step``: linear warm-up over ``warmup_steps``, then constant."""
+        warmup = self.config.warmup_steps
+        return self.config.lr * (min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
+
+    def _keep(self, t: Trajectory) -> bool:
+        cfg = self.config
+        if cfg.mask_truncated and t.truncated:
+            return False
+        return not (cfg.mask_retrieval_failed and t.retrieval_failed)
+
+    def _update(self, trajs: list[Trajectory], adv: torch.Tensor) -> dict[str, float]:
+        cfg = self.config
+        items = [(t, float(a)) for t, a in zip(trajs, adv.tolist()) if self._keep(t)]
+        sums = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ratio": 0.0, "entropy": 0.0}
+        counts = {"tokens": 0, "micro": 0, "updates": 0, "masked": len(trajs) - len(items)}
+        grad_norm = 0.0
+        rng = np.random.default_rng([cfg.seed, self.step, 1])
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        for _ in range(cfg.epochs):
+            order = [items[i] for i in rng.permutation(len(items))]
+            for mb_start in range(0, len(order), cfg.mini_batch_size):
+                mini = order[mb_start : mb_start + cfg.mini_batch_size]
+                total_tokens = float(max(sum(t.num_generated for t, _ in mini), 1))
+                live = [(t, a) for t, a in mini if a != 0.0 or cfg.beta > 0]
+                if not live:
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                for micro in self._micro_batches(live):
+                    out = self._micro_loss(micro, total_tokens, float(len(mini)))
+                    out["loss"].backward()
+                    n_tok = sum(t.num_generated for t, _ in micro)
+                    for k in ("pg", "kl", "clip", "ratio", "entropy"):
+                        sums[k] += float(out[k]) * (
+                            n_tok if k in ("clip", "ratio", "entropy") else 1
+                        )
+                    sums["loss"] += float(out["loss"].detach())
+                    counts["tokens"] += n_tok
+                    counts["micro"] += 1
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                grad_norm += float(norm)
+                self.optimizer.step()
+                counts["updates"] += 1
+        n_tok = max(counts["tokens"], 1)
+        n_up = max(counts["updates"], 1)
+        return {
+            "loss/total": sums["loss"] / n_up,
+            "loss/pg": sums["pg"] / n_up,
+            "grpo/kl": sums["kl"] / n_up,
+            "grpo/clip_fraction": sums["clip"] / n_tok,
+            "grpo/ratio_mean": sums["ratio"] / n_tok if counts["tokens"] else 1.0,
+            "grpo/entropy": sums["entropy"] / n_tok,
+            "grpo/grad_norm": grad_norm / n_up,
+            "grpo/updates": float(counts["updates"]),
+            "grpo/masked_trajectories": float(counts["masked"]),
+            "perf/train_tokens": float(counts["tokens"]),
+        }
+
+    def _micro_batches(
+        self, items: list[tuple[Trajectory, float]]
+    ) -> list[list[tuple[Trajectory, float]]]:
+        """Group by length so padded size stays under ``micro_batch_tokens``."""
+        items = sorted(items, key=lambda x: len(x[0].ids))
+        batches: list[list[tuple[Trajectory, float]]] = []
+        current: list[tuple[Trajectory, float]] = []
+        for item in items:
+            width = len(item[0].ids)
+            if current and width * (len(current) + 1) > self.config.micro_batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(item)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _micro_loss(
+        self, micro: list[tuple[Trajectory, float]], total_tokens: float, total_seqs: float
+    ) -> dict[str, Any]:
+        cfg = self.config
+        width = max(len(t.ids) for t, _ in micro)
+        pad = int(self.tokenizer.pad_token_id or 0)
+        ids = torch.full((len(micro), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(micro), width), dtype=torch.long)
+        mask = torch.zeros((len(micro), width), dtype=torch.long)
+        old = torch.zeros((len(micro), width), dtype=torch.float32)
+        for row, (t, _) in enumerate(micro):
+            seq = t.ids
+            p = len(t.prompt_ids)
+            ids[row, : len(seq)] = torch.tensor(seq)
+            attn[row, : len(seq)] = 1
+            mask[row, p : len(seq)] = torch.tensor(t.loss_mask)
+            old[row, p : len(seq)] = torch.tensor(t.old_logprobs)
+        advantages = torch.tensor([a for _, a in micro], dtype=torch.float32)
+        logp, entropy = token_logprobs(
+            self.model, ids, attn, mask, cfg.temperature, with_entropy=True
+        )
+        ref = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref, _ = token_logprobs(self.ref_model, ids, attn, mask, cfg.temperature)
+        out = grpo_loss(
+            logp,
+            old,
+            advantages,
+            mask,
+            eps_low=cfg.eps_low,
+            eps_high=cfg.eps_high,
+            beta=cfg.beta,
+            ref_logp=ref,
+            aggregation=cfg.aggregation,
+            total_tokens=total_tokens,
+            total_seqs=total_seqs,
+            norm_len=float(cfg.max_response_tokens),
+        )
+        n = mask.sum().clamp(min=1)
+        ent = float((entropy * mask).sum() / n) if entropy is not None else 0.0
+        return {
+            "loss": out.loss,
+            "pg": out.pg_loss,
+            "kl": out.kl,
+            "clip": out.clip_fraction,
+            "ratio": out.ratio_mean,
+            "entropy": ent,
+        }
+
+    def _step_metrics(
+        self,
+        trajs: list[Trajectory],
+        adv: torch.Tensor,
+        rstats: RolloutStats,
+        update: dict[str, float],
+    ) -> dict[str, Any]:
+        n = max(len(trajs), 1)
+        rc = [t.info.get("reward_components", {}) for t in trajs]
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / max(len(values), 1)
+
+        rewards = [t.reward for t in trajs]
+        metrics: dict[str, Any] = {
+            "reward/mean": mean(rewards),
+            "reward/std": float(np.std(rewards)),
+            "reward/em": mean([float(c.get("em", 0.0)) for c in rc]),
+            "reward/f1": mean([float(c.get("f1", 0.0)) for c in rc]),
+            "grpo/zero_variance_groups": zero_variance_share(rewards, [t.group_id for t in trajs]),
+            "grpo/adv_abs_mean": float(adv.abs().mean()),
+            "env/searches_per_episode": mean([float(t.info.get("num_searches", 0)) for t in trajs]),
+            "env/format_ok": mean([float(bool(c.get("format_ok", False))) for c in rc]),
+            "env/answer_in_retrieval": mean(
+                [float(bool(c.get("answer_in_retrieval", False))) for c in rc]
+            ),
+            "env/answered": mean([float(t.info.get("end_reason") == "answer") for t in trajs]),
+            "env/invalid": mean([float(t.info.get("end_reason") == "invalid") for t in trajs]),
+            "env/truncated": mean([float(t.truncated) for t in trajs]),
+            "env/retrieval_failed": mean([float(t.retrieval_failed) for t in trajs]),
+            "env/turns": mean([float(t.turns) for t in trajs]),
+            "env/response_tokens": mean([float(len(t.response_ids)) for t in trajs]),
+            "env/generated_tokens": mean([float(t.num_generated) for t in trajs]),
+            "perf/gen_tokens_per_s": rstats.generated_tokens / max(rstats.generate_s, 1e-9),
+            "perf/env_time_share": rstats.env_s / max(rstats.wall_s, 1e-9),
+            "perf/generate_s": rstats.generate_s,
+            "perf/env_s": rstats.env_s,
+            "train/step": self.step,
+            "train/episodes": n,
+        }
+        metrics.update(update)
+        return metrics
+
+    # ---------------------------------------------------------------- eval
+    def evaluate(
+        self, size: int | None = None, split_indices: list[int] | None = None
+    ) -> EvalResult:
+        """Greedy evaluation on ``eval_split`` (``eval_size`` questions, stratified by type)."""
+        env = self.eval_env
+        indices = split_indices or stratified_subset(
+            env.envs[0].examples, self.config.eval_size if size is None else size, self.config.seed
+        )
+        return evaluate_policy(
+            env,
+            self.generator,
+            self.tokenizer,
+            indices,
+            stop=self.stop,
+            max_new_tokens=self.config.max_new_tokens,
+            max_response_tokens=self.config.max_response_tokens,
+            response_prefix=self.config.response_prefix,
+            turn_prefix=self.config.turn_prefix,
+            final_prefix=self.config.final_prefix,
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write model, optimiser, RNG states and the step, atomically."""
+        import json
+
+        final = Path(path) if path is not None else self.output_dir / CHECKPOINT
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(tmp / "model", safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp / "model")
+        state = {
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "generator": getattr(self.generator, "rng_state", lambda: None)(),
+            },
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, default=str))
+        old = final.with_name(final.name + ".old")
+        if final.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            final.rename(old)
+        tmp.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
+        return final
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        weights: dict[str, torch.Tensor] = {}
+        for f in sorted((path / "model").glob("*.safetensors")):
+            weights.update(load_file(str(f)))
+        if self.config.lora_rank > 0:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, weights)
+        else:
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            real_missing = [k for k in missing if "lm_head" not in k]
+            if real_missing or unexpected:
+                raise ValueError(
+                    f"checkpoint {path}: missing {real_missing[:5]}, unexpected {unexpected[:5]}"
+                )
+        state = torch.load(path / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("generator") is not None and hasattr(self.generator, "set_rng_state"):
+            self.generator.set_rng_state(rng["generator"])
+        self.generator.sync_weights(self.model)
+
+    # ---------------------------------------------------------------- output
+    def plot(self) -> Path | None:
+        """Write ``curves.png`` from ``metrics.jsonl``; returns its path (None without data)."""
+        path = self.output_dir / "metrics.jsonl"
+        if not path.exists():
+            return None
+        records = read_metrics(path)
+        if not records:
+            return None
+        return plot_curves(
+            records, self.output_dir / "curves.png", title=f"GRPO: {self.config.model}"
+        )
