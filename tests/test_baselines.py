@@ -41,3 +41,11 @@ def test_transcript_interleaves_actions_and_results(dev_env):
     assert text.count("<search>") == info["num_searches"] >= 1
     assert text.count("<result>") == info["num_searches"]
     assert parse_result_block(text)  # passages shown in the transcript
+
+
+def test_baselines_demo_prints_the_table(capsys) -> None:  # type: ignore[no-untyped-def]
+    from research_agents.baselines_demo import main
+
+    main(["--limit", "4", "--episodes", "1"])
+    out = capsys.readouterr().out
+    assert "=== episode 1" in out and "| scripted" in out

@@ -137,3 +137,21 @@ def test_rollout_token_budget_truncates(tiny) -> None:  # type: ignore[no-untype
     )
     for t in trajs:
         assert len(t.response_ids) <= 20
+
+
+def test_kv_reuse_across_turns_matches_a_full_prefill(tiny) -> None:  # type: ignore[no-untyped-def]
+    model, tok = tiny
+    reuse, plain = HFGenerator(model, tok, reuse_kv=True), HFGenerator(model, tok, reuse_kv=False)
+    prompts = [tok.encode(f"Question number {i} about Peru") for i in range(6)]
+    params = SamplingParams(max_new_tokens=30, temperature=0.0, stop=("e", "a", "o"))
+    first = reuse.generate(prompts, params)
+    stopped = [i for i, g in enumerate(first) if g.finish_reason == "stop"]
+    assert stopped and len(reuse._kv_store) == len({tuple(prompts[i]) for i in stopped})
+    # next turn: the same ids plus an "observation", as the rollout sends them
+    observation = tok.encode(" <result> Lima </result>")
+    follow = [prompts[i] + first[i].token_ids + observation for i in range(len(prompts))]
+    with_cache = reuse.generate(follow, params)
+    without = plain.generate(follow, params)
+    assert [g.token_ids for g in with_cache] == [g.token_ids for g in without]
+    for a, b in zip(with_cache, without):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)

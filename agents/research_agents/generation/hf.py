@@ -55,6 +55,8 @@ class HFGenerator:
             current weights and :meth:`sync_weights` has nothing to do.
         tokenizer: Its tokenizer (used to spot stop strings and EOS ids).
         max_batch_size: Most prompts decoded together; longer lists are split.
+        reuse_kv: Keep the KV cache of rows that stopped on a stop string, so the next call
+            that continues them (next turn: same ids + observation) only runs the new tokens.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class HFGenerator:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         max_batch_size: int = 64,
+        reuse_kv: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -70,6 +73,9 @@ class HFGenerator:
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self._rng = torch.Generator().manual_seed(0)
         self.tokens_generated = 0
+        self.reuse_kv = reuse_kv
+        self._kv_store: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._kv_lengths: set[int] = set()
 
     def rng_state(self) -> torch.Tensor:
         """The sampler's RNG state (stored in checkpoints)."""
@@ -81,6 +87,7 @@ class HFGenerator:
 
     def sync_weights(self, model: Any) -> None:
         """Copy ``model``'s weights in, unless it is the very model this generator samples from."""
+        self._kv_store, self._kv_lengths = {}, set()  # computed with the old weights
         if model is not self.model:
             self.model.load_state_dict(model.state_dict())
 
@@ -102,6 +109,17 @@ class HFGenerator:
                 return s
         return None
 
+    # A finished row's KV cache is kept when it ended on a stop string: the rollout continues
+    # exactly that context (plus the observation) on the next turn, so only the new tokens need a
+    # forward pass. Entries not used by the next call are dropped.
+    def _lookup(self, prompt: Sequence[int]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+        for length in sorted(self._kv_lengths, reverse=True):
+            if length < len(prompt):
+                hit = self._kv_store.get(tuple(prompt[:length]))
+                if hit is not None:
+                    return length, hit
+        return 0, []
+
     @torch.inference_mode()
     def _generate_batch(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams
@@ -118,18 +136,35 @@ class HFGenerator:
                 unique.append(p)
         mapping = [first[tuple(p)] for p in prompts]
         device = next(self.model.parameters()).device
-        width = max(len(p) for p in unique)
-        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(unique), width), dtype=torch.long)
-        for i, p in enumerate(unique):
-            input_ids[i, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
-            mask[i, width - len(p) :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cached = [self._lookup(p) if self.reuse_kv else (0, []) for p in unique]
+        self._kv_store, self._kv_lengths = {}, set()
+        n_cached = max(c for c, _ in cached)
+        suffixes = [list(p[c:]) for p, (c, _) in zip(unique, cached)]
+        width = max(len(x) for x in suffixes)
+        rows = len(unique)
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, n_cached + width), dtype=torch.long)
+        positions = torch.zeros((rows, width), dtype=torch.long)
+        for i, (suffix, (c, _)) in enumerate(zip(suffixes, cached)):
+            input_ids[i, width - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+            mask[i, n_cached - c : n_cached] = 1
+            mask[i, n_cached + width - len(suffix) :] = 1
+            positions[i, width - len(suffix) :] = torch.arange(c, c + len(suffix))
+        input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
 
         from transformers import DynamicCache
 
         cache = DynamicCache()
+        if n_cached:
+            layers = next(kv for c, kv in cached if c)
+            for layer, (k0, _v0) in enumerate(layers):
+                keys = k0.new_zeros((rows, k0.shape[0], n_cached, k0.shape[-1]))
+                values = torch.zeros_like(keys)
+                for i, (c, kv) in enumerate(cached):
+                    if c:
+                        keys[i, :, n_cached - c :] = kv[layer][0]
+                        values[i, :, n_cached - c :] = kv[layer][1]
+                cache.update(keys, values, layer)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -149,7 +184,7 @@ class HFGenerator:
             lps: list[list[float]] = [[] for _ in range(n)]
             reasons: list[FinishReason] = ["length"] * n
             stop_strings: list[str | None] = [None] * n
-            rows = list(range(n))  # batch row -> prompt index
+            active = list(range(n))  # batch row -> prompt index
             next_pos = positions[:, -1] + 1
             tail = max((len(s) for s in params.stop), default=0) + 2
             for _ in range(params.max_new_tokens):
@@ -166,7 +201,7 @@ class HFGenerator:
                 token_lp = logp.gather(-1, tokens[:, None])[:, 0].tolist()
                 keep: list[int] = []
                 for b, (tok, lp) in enumerate(zip(tokens.tolist(), token_lp)):
-                    i = rows[b]
+                    i = active[b]
                     ids[i].append(tok)
                     lps[i].append(lp)
                     if tok in self.eos_ids:
@@ -175,17 +210,19 @@ class HFGenerator:
                     hit = self._stop_hit(ids[i], params.stop, tail) if params.stop else None
                     if hit is not None:
                         reasons[i], stop_strings[i] = "stop", hit
+                        if self.reuse_kv:
+                            self._keep_kv(cache, mask, b, list(prompts[i]) + ids[i][:-1])
                         continue
                     keep.append(b)
-                self.tokens_generated += len(rows)
-                if not keep or len(ids[rows[keep[0]]]) >= params.max_new_tokens:
+                self.tokens_generated += len(active)
+                if not keep or len(ids[active[keep[0]]]) >= params.max_new_tokens:
                     break
-                if len(keep) < len(rows):
+                if len(keep) < len(active):
                     index = torch.tensor(keep, device=device)
                     cache.batch_select_indices(index)
                     mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
-                    rows = [rows[b] for b in keep]
-                mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                    active = [active[b] for b in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
                 logits = self.model(
                     input_ids=tokens[:, None],
                     attention_mask=mask,
@@ -197,3 +234,14 @@ class HFGenerator:
         finally:
             self.model.train(was_training)
         return [Generation(ids[i], lps[i], reasons[i], stop_strings[i]) for i in range(n)]
+
+    def _keep_kv(self, cache: Any, mask: torch.Tensor, row: int, context: list[int]) -> None:
+        """Store ``row``'s cache (without padding holes) for a continuation of ``context``."""
+        valid = mask[row].bool()
+        layers = [
+            (layer.keys[row][:, valid].clone(), layer.values[row][:, valid].clone())
+            for layer in cache.layers
+        ]
+        if layers and layers[0][0].shape[1] == len(context):
+            self._kv_store[tuple(context)] = layers
+            self._kv_lengths.add(len(context))
