@@ -14,6 +14,7 @@ from research_env.data.types import Passage, QAExample
 from research_env.episode import Episode
 from research_env.resolve import DEFAULT_DATASET, resolve_dataset, resolve_retriever
 from research_env.retrieval.base import RetrievalError, Retriever
+from research_env.retrieval.closed import PerExampleRetriever
 from research_env.rewards import RewardFn, get_reward_fn, score_answer
 from research_env.spaces import UnicodeText
 from research_env.templates import ChatTokenizer, PromptTemplate, get_template
@@ -87,7 +88,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     ```
     - ``dataset``: ``"factbook"``, a FlashRAG-style ``.jsonl`` path, or a list of ``QAExample``.
     - ``split``: ``"train"`` / ``"dev"`` / ``"test"`` (Factbook world only).
-    - ``retriever``: ``"bm25"`` (bm25s backend), ``"bm25:rank_bm25"``, or any ``Retriever``.
+    - ``retriever``: ``"bm25"`` (bm25s backend), ``"bm25:rank_bm25"``, ``"closed"`` (each
+      question searches only the passages in its ``metadata["context"]``, HotpotQA distractor
+      style), or any ``Retriever`` (one with ``for_example(example)`` is specialised per
+      question on ``reset``).
     - ``top_k``: passages per search. ``max_turns``: actions per episode.
     - ``reward``: preset name or callable. ``template``: ``research_base``,
       ``research_instruct`` or ``searchr1`` (or a ``PromptTemplate``).
@@ -135,6 +139,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         self.split = split
         self._index_of = {e.id: i for i, e in enumerate(self.examples)}
         self.retriever = resolve_retriever(retriever)
+        self._episode_retriever: Retriever = self.retriever
         self.top_k = top_k
         self.max_turns = max_turns
         self.reward_fn = get_reward_fn(reward)
@@ -162,6 +167,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         super().reset(seed=seed)
         index = self._pick_index(options or {})
         example = self.examples[index]
+        if isinstance(self.retriever, PerExampleRetriever):  # closed corpus: its own passages
+            self._episode_retriever = self.retriever.for_example(example)
         prompt = self.template.render(example.question, self.tokenizer)
         self._episode = Episode(example=example, prompt=prompt)
         self._pending = None
@@ -205,7 +212,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         retrieved: list[Passage] | RetrievalError | None = None
         if query is not None:
             try:
-                retrieved = self.retriever.search(query, self.top_k)
+                retrieved = self._episode_retriever.search(query, self.top_k)
             except RetrievalError as e:
                 retrieved = e
         return self.finish_step(retrieved)
@@ -345,6 +352,15 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         for role, text in ep.log:
             lines.append(f"[{role}] {text.strip()}")
         return "\n".join(lines) + "\n"
+
+    @property
+    def episode_retriever(self) -> Retriever:
+        """The retriever this episode searches.
+
+        That is ``retriever``, or in closed-corpus mode the one ``retriever.for_example`` built
+        for the episode's question.
+        """
+        return self._episode_retriever
 
     @property
     def episode(self) -> Episode | None:

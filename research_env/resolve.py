@@ -10,11 +10,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from research_env.data.loaders import load_qa_jsonl
 from research_env.data.types import QAExample
 from research_env.retrieval.base import Retriever
 from research_env.retrieval.bm25 import BACKENDS, FACTBOOK_BM25, BM25Retriever
+
+if TYPE_CHECKING:
+    from research_env.retrieval.remote import RemoteProtocol
 
 DEFAULT_DATASET = "factbook"
 SPLITS = ("train", "dev", "test")
@@ -61,22 +65,83 @@ def factbook_bm25(backend: str = "bm25s") -> BM25Retriever:
     return BM25Retriever(load_factbook_world().corpus, config)
 
 
+REMOTE_PROTOCOLS: dict[str, RemoteProtocol] = {
+    "remote": "research",
+    "remote+research": "research",
+    "remote+searchr1": "searchr1",
+}
+"""``retriever=`` prefixes naming a retrieval server, and the protocol each speaks."""
+
+
+@lru_cache(maxsize=32)
+def remote_retriever(url: str, protocol: RemoteProtocol = "research") -> Retriever:
+    """A :class:`RemoteRetriever` for ``url``, shared by every env of the process (one pool)."""
+    from research_env.retrieval.remote import RemoteRetriever
+
+    return RemoteRetriever(url, protocol=protocol)
+
+
+@lru_cache(maxsize=1)
+def factbook_dense() -> Retriever:
+    """MiniLM + flat faiss index over the embedded Factbook corpus (``retriever="dense"``).
+
+    The first call embeds the 34,487 passages (minutes on a CPU, with a progress bar) and caches
+    the embeddings and the index; later calls load them.
+    """
+    from research_env.data.factbook import load_factbook_world
+    from research_env.retrieval.dense import DenseRetriever
+
+    return DenseRetriever(load_factbook_world().corpus)
+
+
+@lru_cache(maxsize=1)
+def factbook_hybrid() -> Retriever:
+    """BM25 and MiniLM over the Factbook corpus, fused by reciprocal rank (``"hybrid"``)."""
+    from research_env.retrieval.fusion import HybridRetriever
+
+    return HybridRetriever([factbook_bm25("bm25s"), factbook_dense()])
+
+
+@lru_cache(maxsize=1)
+def closed_corpus() -> Retriever:
+    """Per-question BM25 over each example's ``metadata["context"]`` (``retriever="closed"``).
+
+    One instance per process, so every env shares the per-question indexes it has built.
+    """
+    from research_env.retrieval.closed import ClosedCorpusRetriever
+
+    return ClosedCorpusRetriever()
+
+
 def resolve_retriever(retriever: str | Retriever) -> Retriever:
     """Return the retriever named by ``retriever``.
 
     Args:
         retriever: A :class:`Retriever` instance, or ``"bm25"`` / ``"bm25:bm25s"`` /
-            ``"bm25:rank_bm25"`` for BM25 over the embedded Factbook corpus.
+            ``"bm25:rank_bm25"`` for BM25 over the embedded Factbook corpus;
+            ``"remote:<url>"`` (ReSearch protocol) or ``"remote+searchr1:<url>"`` for a
+            retrieval server such as ``searchqa serve``; ``"dense"`` (MiniLM, flat faiss index)
+            or ``"hybrid"`` (BM25 + dense, reciprocal-rank fusion) over the Factbook corpus;
+            ``"closed"``: each question searches only the passages its ``metadata["context"]``
+            carries (HotpotQA distractor style; see :mod:`research_env.retrieval.closed`).
 
     Raises:
         ValueError: On an unknown name.
         TypeError: If an object is passed that does not implement the protocol.
     """
     if isinstance(retriever, str):
+        prefix, _, url = retriever.partition(":")
+        if prefix in REMOTE_PROTOCOLS:  # "remote:http://host:port", "remote+searchr1:http://..."
+            return remote_retriever(url, REMOTE_PROTOCOLS[prefix])
+        if retriever == "closed":
+            return closed_corpus()
+        if retriever in ("dense", "hybrid"):
+            return factbook_dense() if retriever == "dense" else factbook_hybrid()
         kind, _, backend = retriever.partition(":")
         if kind != "bm25":
             raise ValueError(
-                f"expected retriever 'bm25', 'bm25:<backend>' or a Retriever, got {retriever!r}"
+                "expected retriever 'bm25', 'bm25:<backend>', 'dense', 'hybrid', 'closed', "
+                f"'remote:<url>', 'remote+searchr1:<url>' or a Retriever, got {retriever!r}"
             )
         return factbook_bm25(backend or "bm25s")
     if not isinstance(retriever, Retriever):

@@ -3,7 +3,8 @@
 ``gym.make_vec("SearchQA-v0", num_envs=N, vectorization_mode="vector_entry_point")`` builds it.
 Each ``step`` parses every sub-env's action, sends the queries of all sub-envs that searched to
 the retriever in ONE ``search_batch`` call, and completes the steps with the results — instead of
-one request per environment, which is what makes rollouts wait on retrieval in the anchors.
+one request per environment, which is what makes rollouts wait on retrieval in the anchors. (In
+closed-corpus mode each question has its own small index: one call per distinct question.)
 
 Autoreset follows Gymnasium's default ``AutoresetMode.NEXT_STEP``: when a sub-env's episode ends
 at step t, step t returns its final observation, reward and info; at step t+1 that sub-env is
@@ -129,13 +130,21 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
         return {i: self.envs[i].finish_step(results.get(i)) for i in actions}
 
     def _retrieve(self, queries: dict[int, str]) -> dict[int, list[Passage] | RetrievalError]:
-        if not queries:
-            return {}
-        try:
-            batches = self.retriever.search_batch(list(queries.values()), self.top_k)
-        except RetrievalError as e:
-            return dict.fromkeys(queries, e)
-        return dict(zip(queries, batches))
+        # One search_batch per retriever in use: the shared one, or in closed-corpus mode one
+        # per distinct question (sub-envs on the same question share its retriever).
+        groups: dict[int, tuple[Retriever, list[int]]] = {}
+        for i in queries:
+            retriever = self.envs[i].episode_retriever
+            groups.setdefault(id(retriever), (retriever, []))[1].append(i)
+        results: dict[int, list[Passage] | RetrievalError] = {}
+        for retriever, members in groups.values():
+            try:
+                batches = retriever.search_batch([queries[i] for i in members], self.top_k)
+            except RetrievalError as e:
+                results.update(dict.fromkeys(members, e))
+                continue
+            results.update(zip(members, batches))
+        return results
 
     @staticmethod
     def _batch(observations: list[ObsType]) -> BatchObs:

@@ -1,7 +1,10 @@
 """BM25 retrieval with two interchangeable backends.
 
-* ``bm25s`` (default): the `bm25s <https://github.com/xhluca/bm25s>`_ library — eager sparse
-  scoring, persisted as arrays that are memory-mapped on load.
+* ``bm25s`` (default): the index of `bm25s <https://github.com/xhluca/bm25s>`_ (eager sparse
+  scoring: every (term, passage) BM25 contribution precomputed), persisted as arrays that are
+  memory-mapped on load. Queries are answered by an exact MaxScore top-k compiled with numba
+  (:mod:`research_env.retrieval._maxscore`) when numba is importable, else by bm25s's numpy
+  scoring of every passage; both give the same passages and scores.
 * ``rank_bm25``: the `rank-bm25 <https://github.com/dorianbrown/rank_bm25>`_ ``BM25Okapi``, the
   reference implementation most search-RL code uses. Pure Python; slow on large corpora.
 
@@ -12,11 +15,14 @@ later constructions load it.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import pickle
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,7 +36,10 @@ from research_env.retrieval.tokenize import tokenize
 
 Backend = Literal["bm25s", "rank_bm25"]
 BACKENDS: tuple[Backend, ...] = ("bm25s", "rank_bm25")
+Accelerator = Literal["auto", "numba", "numpy"]
+ACCELERATORS: tuple[Accelerator, ...] = ("auto", "numba", "numpy")
 _INDEX_VERSION = "1"
+_INDEX_FIELDS = ("backend", "k1", "b", "title_weight")  # what the persisted index depends on
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,25 @@ class BM25Config:
     title_weight: int = 1
     """How many times a passage's title is indexed (a BM25F-style boost of title matches)."""
 
+    accelerator: Accelerator = "auto"
+    """How the ``bm25s`` backend answers queries: ``"numba"`` (exact MaxScore top-k, compiled),
+    ``"numpy"`` (bm25s scores every passage), or ``"auto"`` (numba when it can be imported).
+    Both return the same passages and scores; the index on disk is the same."""
+
+    n_threads: int = 1
+    """Threads for one ``search_batch`` call with the numba accelerator (its queries are split
+    between them); 0 means one per CPU core. On 2 shared cores a second thread helped little
+    or hurt (docs/benchmarks.md)."""
+
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"expected backend in {BACKENDS}, got {self.backend!r}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"expected accelerator in {ACCELERATORS}, got {self.accelerator!r}")
+        if isinstance(self.n_threads, bool) or not (
+            isinstance(self.n_threads, int) and self.n_threads >= 0
+        ):
+            raise ValueError(f"expected n_threads >= 0 (int), got {self.n_threads!r}")
         if not self.k1 > 0:
             raise ValueError(f"expected k1 > 0, got {self.k1!r}")
         if not 0.0 <= self.b <= 1.0:
@@ -71,18 +96,75 @@ country and the topic; with the title indexed once, one-line fields of the same 
 """
 
 
+TopK = list[tuple[list[int], list[float]]]
+"""Per query: document numbers and scores, best first, only documents with a positive score."""
+
+
 class _Engine(Protocol):
-    def topk(
-        self, queries: list[list[str]], k: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    def topk(self, queries: list[list[str]], k: int) -> TopK: ...
 
     def save(self, directory: Path) -> None: ...
 
 
+def _readonly(array: npt.NDArray[Any], dtype: type) -> npt.NDArray[Any]:
+    # One dtype and one (read-only) flag for built and memory-mapped arrays alike, so the numba
+    # kernel is compiled for one signature. No copy unless the dtype differs.
+    view: npt.NDArray[Any] = np.asarray(array, dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
+def numba_available() -> bool:
+    """Whether the numba accelerator of the ``bm25s`` backend can be used here."""
+    try:
+        import research_env.retrieval._maxscore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class _Bm25sEngine:
-    def __init__(self, model: Any) -> None:
+    """bm25s's index; top-k by the numba MaxScore kernel, or by bm25s's numpy scoring."""
+
+    _TERM_MAX = "term_max.npy"
+
+    def __init__(self, model: Any, config: BM25Config, term_max: npt.NDArray[Any] | None) -> None:
         self.model = model
         self.num_docs = int(model.scores["num_docs"])
+        self.n_threads = config.n_threads
+        # The kernel needs positive contributions and no "non-occurrence" scores: bm25s's
+        # "lucene" method, the one this module builds.
+        lucene = model.method == "lucene" and model.nonoccurrence_array is None
+        if config.accelerator == "numba" and not (lucene and numba_available()):
+            raise ValueError(
+                "BM25Config(accelerator='numba') needs numba (pip install numba) and an index "
+                f"built with bm25s method 'lucene' (this one: {model.method!r})"
+            )
+        use_numba = config.accelerator == "numba" or (
+            config.accelerator == "auto" and lucene and numba_available()
+        )
+        self.accelerator: Literal["numba", "numpy"] = "numba" if use_numba else "numpy"
+        scores = model.scores
+        self.data = _readonly(scores["data"], np.float32)
+        self.indices = _readonly(scores["indices"], np.int32)
+        self.indptr = _readonly(scores["indptr"], np.int64)
+        if term_max is None:
+            term_max = self._column_max()
+        self.term_max = _readonly(term_max, np.float32)
+        self._pool: dict[int, list[tuple[npt.NDArray[Any], ...]]] = {}
+        self._lock = threading.Lock()
+
+    def _column_max(self) -> npt.NDArray[np.float32]:
+        """Each term's largest contribution (MaxScore's upper bound)."""
+        if self.accelerator == "numba":
+            from research_env.retrieval import _maxscore
+
+            return np.asarray(_maxscore.column_max(self.data, self.indptr), dtype=np.float32)
+        out = np.zeros(len(self.indptr) - 1, dtype=np.float32)
+        nonempty = np.flatnonzero(np.diff(self.indptr) > 0)
+        if len(nonempty):
+            out[nonempty] = np.maximum.reduceat(self.data, self.indptr[nonempty])
+        return out
 
     @classmethod
     def build(cls, corpus_tokens: list[list[str]], config: BM25Config) -> _Bm25sEngine:
@@ -92,28 +174,90 @@ class _Bm25sEngine:
         # over half of a small corpus still count. rank_bm25's Okapi floors them instead.
         model = bm25s.BM25(k1=config.k1, b=config.b, method="lucene")
         model.index(corpus_tokens, show_progress=False)
-        return cls(model)
+        return cls(model, config, None)
 
     @classmethod
-    def load(cls, directory: Path) -> _Bm25sEngine:
+    def load(cls, directory: Path, config: BM25Config) -> _Bm25sEngine:
         import bm25s
 
-        return cls(bm25s.BM25.load(str(directory), mmap=True))
+        # backend="numpy": bm25s's own numba path (JIT-compiled anew in every process) is not used.
+        model = bm25s.BM25.load(str(directory), mmap=True, backend="numpy")
+        path = directory / cls._TERM_MAX
+        term_max = np.load(path, mmap_mode="r") if path.exists() else None
+        return cls(model, config, term_max)
 
     def save(self, directory: Path) -> None:
         self.model.save(str(directory))
+        path = directory / self._TERM_MAX
+        with open(path.with_suffix(".tmp"), "wb") as f:
+            np.save(f, np.asarray(self.term_max))
+        path.with_suffix(".tmp").replace(path)
 
-    def scores(self, query: list[str]) -> npt.NDArray[np.float32]:
+    def topk(self, queries: list[list[str]], k: int) -> TopK:
         vocab = self.model.vocab_dict
-        ids = [vocab[t] for t in query if t in vocab]
-        if not ids:  # no query term is indexed: nothing matches
-            return np.zeros(self.num_docs, dtype=np.float32)
-        return np.asarray(self.model.get_scores_from_ids(ids), dtype=np.float32)
+        ids = [[vocab[t] for t in q if t in vocab] for q in queries]
+        if self.accelerator == "numpy":
+            rows = [
+                np.asarray(self.model.get_scores_from_ids(q), dtype=np.float32)
+                if q
+                else np.zeros(self.num_docs, dtype=np.float32)
+                for q in ids
+            ]
+            return [_topk_row(row, k) for row in rows]
+        return self._topk_numba(ids, k)
 
-    def topk(
-        self, queries: list[list[str]], k: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        return _topk_rows([self.scores(q) for q in queries], k)
+    def _topk_numba(self, ids: list[list[int]], k: int) -> TopK:
+        from research_env.retrieval import _maxscore
+
+        k = min(k, self.num_docs)
+        pointers = np.fromiter(
+            itertools.accumulate((len(q) for q in ids), initial=0), np.int64, len(ids) + 1
+        )
+        flat = np.array([t for q in ids for t in q], dtype=np.int64)
+        docs = np.empty((len(ids), k), dtype=np.int64)
+        scores = np.empty((len(ids), k), dtype=np.float32)
+        counts = np.empty(len(ids), dtype=np.int64)
+        threads = self.n_threads or (os.cpu_count() or 1)
+        chunks = max(1, min(threads, len(ids)))
+        kernel: Any = _maxscore.batch_serial if chunks == 1 else _maxscore.batch_parallel
+        buffers = self._take_buffers(chunks)
+        try:
+            kernel(
+                self.data,
+                self.indices,
+                self.indptr,
+                self.term_max,
+                flat,
+                pointers,
+                k,
+                *buffers,
+                docs,
+                scores,
+                counts,
+            )
+        finally:
+            self._give_back(chunks, buffers)
+        return [(d[:n], s[:n]) for d, s, n in zip(docs.tolist(), scores.tolist(), counts.tolist())]
+
+    # Work buffers (num_docs-long, one row per chunk of queries) are reused across calls: a
+    # fresh zeroed array per call would cost page faults on every page a query touches. The
+    # kernel leaves the accumulator zero. A call takes a set for itself, so concurrent calls
+    # from several threads never share one.
+    def _take_buffers(self, chunks: int) -> tuple[npt.NDArray[Any], ...]:
+        with self._lock:
+            free = self._pool.get(chunks)
+            if free:
+                return free.pop()
+        n = self.num_docs
+        return (
+            np.zeros((chunks, n), dtype=np.float32),  # score accumulator
+            np.empty((chunks, n), dtype=np.int32),  # documents seen
+            np.empty((chunks, n), dtype=np.int32),  # candidates
+        )
+
+    def _give_back(self, chunks: int, buffers: tuple[npt.NDArray[Any], ...]) -> None:
+        with self._lock:
+            self._pool.setdefault(chunks, []).append(buffers)
 
 
 class _RankBm25Engine:
@@ -127,35 +271,34 @@ class _RankBm25Engine:
         return cls(BM25Okapi(corpus_tokens, k1=config.k1, b=config.b))
 
     @classmethod
-    def load(cls, directory: Path) -> _RankBm25Engine:
+    def load(cls, directory: Path, config: BM25Config) -> _RankBm25Engine:
         with open(directory / "rank_bm25.pkl", "rb") as f:
             return cls(pickle.load(f))
 
     def save(self, directory: Path) -> None:
         atomic_write_bytes(directory / "rank_bm25.pkl", pickle.dumps(self.model, protocol=5))
 
-    def topk(
-        self, queries: list[list[str]], k: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        rows = [np.asarray(self.model.get_scores(q), dtype=np.float32) for q in queries]
-        return _topk_rows(rows, k)
+    def topk(self, queries: list[list[str]], k: int) -> TopK:
+        return [
+            _topk_row(np.asarray(self.model.get_scores(q), dtype=np.float32), k) for q in queries
+        ]
 
 
-def _topk_rows(
-    rows: list[npt.NDArray[np.float32]], k: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Top-``k`` document numbers and scores of each score row, best first.
+def _topk_row(row: npt.NDArray[np.float32], k: int) -> tuple[list[int], list[float]]:
+    """The top-``k`` document numbers and scores of one score row, best first.
 
-    Ties are broken by document order, so rankings are deterministic and identical across backends.
+    Only documents with a positive score count. Ties are broken by document number (lowest
+    first), also at the k-th place, so rankings are deterministic and the same for every engine.
+
+    >>> _topk_row(np.array([0.5, 2.0, 0.5, 0.0, 0.5], dtype=np.float32), 3)
+    ([1, 0, 2], [2.0, 0.5, 0.5])
     """
-    k = min(k, len(rows[0]))
-    docs = np.zeros((len(rows), k), dtype=np.int64)
-    scores = np.zeros((len(rows), k), dtype=np.float32)
-    for i, row in enumerate(rows):
-        top = np.argpartition(-row, k - 1)[:k]
-        top = top[np.lexsort((top, -row[top]))]
-        docs[i], scores[i] = top, row[top]
-    return docs, scores
+    positive = np.flatnonzero(row > 0)
+    if len(positive) > k:
+        kth = np.partition(row[positive], len(positive) - k)[len(positive) - k]
+        positive = positive[row[positive] >= kth]
+    docs = positive[np.lexsort((positive, -row[positive]))[:k]]
+    return docs.tolist(), row[docs].tolist()
 
 
 _ENGINES: dict[Backend, Any] = {"bm25s": _Bm25sEngine, "rank_bm25": _RankBm25Engine}
@@ -169,12 +312,18 @@ def corpus_fingerprint(corpus: Sequence[Passage]) -> str:
 class BM25Retriever:
     """Lexical retrieval over an in-memory corpus.
 
+    With the default ``bm25s`` backend and numba installed, a query costs about 0.1 ms on
+    100,000 passages (``benchmarks/retrieval.py``, docs/benchmarks.md). The first query of a
+    process pays a one-off cost: numba compiles the kernel (about 10–30 s, once per machine)
+    or loads it from its on-disk cache (well under a second); :meth:`warmup` pays it up front.
+
     Args:
         corpus: The passages to index. Their order defines the document numbers.
         config: Backend and BM25 parameters.
         index_dir: Where to persist the index. ``None`` (default) uses
-            ``cache_dir()/bm25/<fingerprint>``; the fingerprint covers the corpus content and
-            the config, so a changed corpus gets a fresh index.
+            ``cache_dir()/bm25/<backend>-<fingerprint>``; the fingerprint covers the corpus
+            content and the settings the index depends on, so a changed corpus gets a fresh
+            index. The ``bm25s`` index is memory-mapped when loaded.
         persist: Set ``False`` to build in memory and never touch the disk.
 
     Example:
@@ -198,9 +347,11 @@ class BM25Retriever:
             raise ValueError("expected a non-empty corpus, got 0 passages")
         self.corpus = corpus
         self.config = config or BM25Config()
+        index_fields = {key: getattr(self.config, key) for key in _INDEX_FIELDS}
         self.fingerprint = fingerprint(
-            [corpus_fingerprint(corpus), json.dumps(asdict(self.config)), _INDEX_VERSION]
+            [corpus_fingerprint(corpus), json.dumps(index_fields), _INDEX_VERSION]
         )
+        """Identifies the index: corpus content, the settings the index depends on, version."""
         self.build_seconds = 0.0
         self.load_seconds = 0.0
         engine_cls = _ENGINES[self.config.backend]
@@ -210,7 +361,7 @@ class BM25Retriever:
         """Where the index is stored (``None`` when ``persist=False``)."""
         if persist and done_marker.exists():
             start = time.perf_counter()
-            self._engine: _Engine = engine_cls.load(directory)
+            self._engine: _Engine = engine_cls.load(directory, self.config)
             self.load_seconds = time.perf_counter() - start
             return
         start = time.perf_counter()
@@ -233,14 +384,26 @@ class BM25Retriever:
         check_k(k)
         if not queries:
             return []
-        docs, scores = self._engine.topk([tokenize(q) for q in queries], k)
         results: list[list[Passage]] = []
-        for row_docs, row_scores in zip(docs, scores):
+        for docs, scores in self._engine.topk([tokenize(q) for q in queries], k):
             hits = []
-            for doc, score in zip(row_docs.tolist(), row_scores.tolist()):
-                if score <= 0.0:  # no query term matched this document
-                    break
+            for doc, score in zip(docs, scores):
                 p = self.corpus[doc]
-                hits.append(Passage(p.id, p.title, p.text, float(score)))
+                hits.append(Passage(p.id, p.title, p.text, score))
             results.append(hits)
         return results
+
+    @property
+    def accelerator(self) -> str:
+        """How queries are answered: ``"numba"`` or ``"numpy"`` (bm25s), ``"rank_bm25"``."""
+        return str(getattr(self._engine, "accelerator", self.config.backend))
+
+    def warmup(self) -> float:
+        """Answer one query so that a one-off cost (numba JIT or its cache load) is paid now.
+
+        Returns:
+            The seconds it took.
+        """
+        start = time.perf_counter()
+        self.search_batch([self.corpus[0].title + " " + self.corpus[0].text[:200]], 1)
+        return time.perf_counter() - start
