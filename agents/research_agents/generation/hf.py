@@ -47,6 +47,32 @@ def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     return logits
 
 
+_SAMPLE_BLOCK = 256
+
+
+def _sample(probs: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """Draw one index per row of ``probs`` ([rows, vocab], non-negative, any total > 0).
+
+    Inverse-CDF sampling in two levels: pick a block of ``_SAMPLE_BLOCK`` ids from the cumulative
+    block masses, then an id inside it, two uniform draws per row. ``torch.multinomial`` draws one
+    exponential variate per vocabulary entry instead: for 32 rows of SmolLM2's 49k-entry vocabulary
+    ~90 ms on a CPU core against ~1 ms here. Two levels keep the float32 cumulative sums short, so
+    rounding moves at most ~5e-6 of probability mass (one 49k-long cumsum: ~4e-4). Each ``u`` lies
+    in ``(0, total]`` and the search returns the first entry whose cumulative sum reaches it, so an
+    id (or block) of probability 0 is never drawn and the index is always in range.
+    """
+    rows, vocab = probs.shape
+    if vocab % _SAMPLE_BLOCK:  # pad with zeros: never drawn
+        probs = torch.nn.functional.pad(probs, (0, _SAMPLE_BLOCK - vocab % _SAMPLE_BLOCK))
+    blocks = probs.reshape(rows, -1, _SAMPLE_BLOCK)
+    u = (1.0 - torch.rand((rows, 2), generator=rng, dtype=probs.dtype)).to(probs.device)
+    coarse = blocks.sum(-1).cumsum(-1)
+    block = torch.searchsorted(coarse, u[:, :1] * coarse[:, -1:])
+    fine = blocks[torch.arange(rows, device=probs.device), block[:, 0]].cumsum(-1)
+    inner = torch.searchsorted(fine, u[:, 1:] * fine[:, -1:])
+    return (block * _SAMPLE_BLOCK + inner)[:, 0]
+
+
 class HFGenerator:
     """Batched sampling with a transformers model and its KV cache.
 
@@ -193,11 +219,14 @@ class HFGenerator:
                     logp = torch.log_softmax(logits, dim=-1)
                     tokens = logp.argmax(dim=-1)
                 else:
-                    scaled = logits / params.temperature
+                    scaled = logits if params.temperature == 1.0 else logits / params.temperature
                     logp = torch.log_softmax(scaled, dim=-1)
-                    probs = torch.softmax(_filter_logits(scaled, params.top_k, params.top_p), -1)
-                    tokens = torch.multinomial(probs.cpu(), 1, generator=self._rng)[:, 0]
-                    tokens = tokens.to(device)
+                    if params.top_k > 0 or params.top_p < 1.0:
+                        filtered = _filter_logits(scaled, params.top_k, params.top_p)
+                        probs = torch.softmax(filtered, -1)
+                    else:
+                        probs = logp.exp()  # the same distribution, one pass cheaper
+                    tokens = _sample(probs, self._rng)
                 token_lp = logp.gather(-1, tokens[:, None])[:, 0].tolist()
                 keep: list[int] = []
                 for b, (tok, lp) in enumerate(zip(tokens.tolist(), token_lp)):
