@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import types
 import typing
 from dataclasses import fields
 from typing import Any
@@ -23,16 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _convert(name: str, raw: str, annotation: Any) -> Any:
-    args = typing.get_args(annotation)
-    kinds = [a for a in args if a is not type(None)] if args else [annotation]
-    optional = type(None) in args
-    if optional and raw.lower() in ("none", "null"):
-        return None
     origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
     if origin is typing.Literal:
         if raw not in args:
             raise ValueError(f"--{name}: expected one of {args}, got {raw!r}")
         return raw
+    is_union = origin is typing.Union or isinstance(annotation, types.UnionType)
+    kinds = [a for a in args if a is not type(None)] if is_union else [annotation]
+    if is_union and type(None) in args and raw.lower() in ("none", "null"):
+        return None
     kind = typing.get_origin(kinds[0]) or kinds[0]
     if kind is bool:
         if raw.lower() in ("1", "true", "yes"):
