@@ -6,7 +6,7 @@ forward/backward over all B × G sequences and one AdamW step. Both sides are co
 
 * the same model weights (``--model tiny``: the random 2-layer Llama of ``models.tiny_path()``;
   ``--model smollm2``: SmolLM2-135M-Instruct), fp32, on the CPU, ``--threads`` torch threads;
-* the same B = 8 plain-text prompts (11–40 tokens, so prompts are left-padded) and G = 4;
+* the same B = 8 plain-text prompts (7–36 tokens, so prompts are padded) and G = 4;
 * exactly ``--max-new`` new tokens per completion, no early stop: TRL gets
   ``generation_kwargs={"min_new_tokens": L}`` (EOS is never sampled), our ``HFGenerator`` gets
   an empty EOS set (it never stops on one); temperature 1, no top-p / top-k, no stop strings;
@@ -17,8 +17,10 @@ forward/backward over all B × G sequences and one AdamW step. Both sides are co
   ``per_device_train_batch_size=B × G`` (one generation batch, one optimiser step, and TRL then
   skips its extra "old log-prob" forward); ours ``aggregation="token_mean"``, ``beta=0``,
   ``eps_low=eps_high=0.2``, ``epochs=1``, ``mini_batch_size=B × G`` and ``micro_batch_tokens``
-  large enough for one micro-batch; both clip the gradient norm at 1 and use
-  ``torch.optim.AdamW`` (same lr, no weight decay, TRL's scheduler constant);
+  large enough for one micro-batch; both clip the gradient norm at 1 and use AdamW (same lr,
+  betas and eps, no weight decay, TRL's scheduler constant). The optimiser is each trainer's
+  own: ``transformers`` defaults to ``adamw_torch_fused`` (``AdamW(fused=True)``), our
+  ``GRPOTrainer.__init__`` builds a plain ``torch.optim.AdamW`` (for-loop kernel), copied here;
 * TRL without vLLM (``use_vllm=False``), plain ``model.generate``; TRL computes the entropy of
   every completion token in its loss, so does our trainer (``with_entropy=True``).
 
@@ -39,9 +41,12 @@ side are dropped; the table gives medians over ``--steps`` steps, the median of 
 ratios (ours_i / TRL_i) and each side's breakdown (medians of each phase, so parts need not add up
 exactly to the total).
 
-Run: ``.venv/bin/python benchmarks/trainer.py`` (tiny model, ~1 minute on 2 cores);
-``--model smollm2 --steps 3 --warmup 1`` for the real model (much slower); ``--profile`` adds a
-``torch.profiler`` table of one of our steps.
+Run: ``.venv/bin/python benchmarks/trainer.py`` (tiny model: ~1.5 minutes on 2 idle cores,
+several times that on a loaded machine); ``--model smollm2 --steps 2 --warmup 1`` for the real
+model (~5 minutes idle, 20+ loaded); ``--threads 1`` avoids the OpenMP barrier stalls that make
+2-thread timings erratic when the cores are shared; ``--sampler multinomial`` puts back
+``torch.multinomial`` in ``HFGenerator`` (the sampler before this benchmark's fix) to compare;
+``--profile`` adds a ``torch.profiler`` table of one of our steps.
 """
 
 from __future__ import annotations
