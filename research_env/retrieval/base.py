@@ -39,3 +39,19 @@ def check_k(k: int) -> None:
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"expected k >= 1, got {k!r}")
+
+
+def check_bm25_params(k1: float, b: float, title_weight: int) -> None:
+    """Raise ``ValueError`` unless ``k1 > 0``, ``0 <= b <= 1`` and ``title_weight`` is an int >= 0.
+
+    >>> check_bm25_params(1.2, 1.5, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected 0 <= b <= 1, got 1.5
+    """
+    if not k1 > 0:
+        raise ValueError(f"expected k1 > 0, got {k1!r}")
+    if not 0.0 <= b <= 1.0:
+        raise ValueError(f"expected 0 <= b <= 1, got {b!r}")
+    if isinstance(title_weight, bool) or not (isinstance(title_weight, int) and title_weight >= 0):
+        raise ValueError(f"expected title_weight >= 0 (int), got {title_weight!r}")

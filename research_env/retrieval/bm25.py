@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from research_env.cache import atomic_write_bytes, cache_dir, fingerprint
 from research_env.data.types import Passage
-from research_env.retrieval.base import check_k
+from research_env.retrieval.base import check_bm25_params, check_k
 from research_env.retrieval.tokenize import tokenize
 
 Backend = Literal["bm25s", "rank_bm25"]
@@ -77,14 +77,7 @@ class BM25Config:
             isinstance(self.n_threads, int) and self.n_threads >= 0
         ):
             raise ValueError(f"expected n_threads >= 0 (int), got {self.n_threads!r}")
-        if not self.k1 > 0:
-            raise ValueError(f"expected k1 > 0, got {self.k1!r}")
-        if not 0.0 <= self.b <= 1.0:
-            raise ValueError(f"expected 0 <= b <= 1, got {self.b!r}")
-        if isinstance(self.title_weight, bool) or not (
-            isinstance(self.title_weight, int) and self.title_weight >= 0
-        ):
-            raise ValueError(f"expected title_weight >= 0 (int), got {self.title_weight!r}")
+        check_bm25_params(self.k1, self.b, self.title_weight)
 
 
 FACTBOOK_BM25 = BM25Config(k1=1.2, b=0.5, title_weight=3)

@@ -36,7 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from research_env.cache import fingerprint
 from research_env.data.types import Passage, QAExample
-from research_env.retrieval.base import Retriever, check_k
+from research_env.retrieval.base import Retriever, check_bm25_params, check_k
 from research_env.retrieval.tokenize import tokenize
 
 
@@ -72,14 +72,7 @@ class ClosedCorpusConfig:
     def __post_init__(self) -> None:
         if not self.field:
             raise ValueError("expected a non-empty metadata field name")
-        if not self.k1 > 0:
-            raise ValueError(f"expected k1 > 0, got {self.k1!r}")
-        if not 0.0 <= self.b <= 1.0:
-            raise ValueError(f"expected 0 <= b <= 1, got {self.b!r}")
-        if isinstance(self.title_weight, bool) or not (
-            isinstance(self.title_weight, int) and self.title_weight >= 0
-        ):
-            raise ValueError(f"expected title_weight >= 0 (int), got {self.title_weight!r}")
+        check_bm25_params(self.k1, self.b, self.title_weight)
         if isinstance(self.cache_size, bool) or not (
             isinstance(self.cache_size, int) and self.cache_size >= 1
         ):

@@ -89,7 +89,6 @@ def summarise(trajs: Sequence[Trajectory], examples: Sequence[QAExample]) -> Eva
                 "end_reason": t.info.get("end_reason", "token_budget" if t.truncated else None),
             }
         )
-    n = max(len(records), 1)
 
     def mean(key: str, rows: Sequence[dict[str, Any]] = records) -> float:
         return sum(float(r[key]) for r in rows) / max(len(rows), 1)
@@ -99,8 +98,8 @@ def summarise(trajs: Sequence[Trajectory], examples: Sequence[QAExample]) -> Eva
         rows = [r for r in records if r["type"] == typ]
         by_type[typ] = {"n": float(len(rows)), "em": mean("em", rows), "f1": mean("f1", rows)}
     return EvalResult(
-        n=len(records) if records else 0,
-        em=mean("em") if n else 0.0,
+        n=len(records),
+        em=mean("em"),
         f1=mean("f1"),
         format_ok=mean("format_ok"),
         searches=mean("searches"),

@@ -17,9 +17,7 @@ result is the same as running them).
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.advantages import group_advantages, zero_variance_share
+from research_agents.grpo.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
 from research_agents.grpo.loss import grpo_loss
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from research_env.vector import SearchQAVectorEnv
-
-CHECKPOINT = "checkpoint"
 
 
 def _seed_everything(seed: int) -> None:
@@ -181,7 +178,7 @@ class GRPOTrainer:
             from research_env.vector import SearchQAVectorEnv
 
             self._eval_env = SearchQAVectorEnv(
-                min(64, max(self.config.eval_size, 1) if self.config.eval_size else 64),
+                min(64, self.config.eval_size) if self.config.eval_size > 0 else 64,
                 split=self.config.eval_split,
                 **self.eval_env_kwargs,
             )
@@ -296,7 +293,7 @@ class GRPOTrainer:
         cfg = self.config
         items = [(t, float(a)) for t, a in zip(trajs, adv.tolist()) if self._keep(t)]
         sums = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ratio": 0.0, "entropy": 0.0}
-        counts = {"tokens": 0, "micro": 0, "updates": 0, "masked": len(trajs) - len(items)}
+        counts = {"tokens": 0, "updates": 0, "masked": len(trajs) - len(items)}
         grad_norm = 0.0
         rng = np.random.default_rng([cfg.seed, self.step, 1])
         self.model.train()
@@ -321,7 +318,6 @@ class GRPOTrainer:
                         )
                     sums["loss"] += float(out["loss"].detach())
                     counts["tokens"] += n_tok
-                    counts["micro"] += 1
                 params = [p for p in self.model.parameters() if p.requires_grad]
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 grad_norm += float(norm)
@@ -476,69 +472,14 @@ class GRPOTrainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write model, optimiser, RNG states and the step, atomically."""
-        import json
-
-        final = Path(path) if path is not None else self.output_dir / CHECKPOINT
-        tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        self.model.save_pretrained(tmp / "model", safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp / "model")
-        state = {
-            "step": self.step,
-            "elapsed_s": self.elapsed_s,
-            "optimizer": self.optimizer.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-                "generator": getattr(self.generator, "rng_state", lambda: None)(),
-            },
-        }
-        torch.save(state, tmp / "trainer_state.pt")
-        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2, default=str))
-        old = final.with_name(final.name + ".old")
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            final.rename(old)
-        tmp.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
-        return final
+        """Write model, optimiser, RNG states and the step, atomically (see :mod:`.checkpoint`)."""
+        return save_checkpoint(
+            self, Path(path) if path is not None else self.output_dir / CHECKPOINT
+        )
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything :meth:`save_checkpoint` wrote."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        weights: dict[str, torch.Tensor] = {}
-        for f in sorted((path / "model").glob("*.safetensors")):
-            weights.update(load_file(str(f)))
-        if self.config.lora_rank > 0:
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.model, weights)
-        else:
-            missing, unexpected = self.model.load_state_dict(weights, strict=False)
-            real_missing = [k for k in missing if "lm_head" not in k]
-            if real_missing or unexpected:
-                raise ValueError(
-                    f"checkpoint {path}: missing {real_missing[:5]}, unexpected {unexpected[:5]}"
-                )
-        state = torch.load(path / "trainer_state.pt", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.elapsed_s = float(state.get("elapsed_s", 0.0))
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if rng.get("generator") is not None and hasattr(self.generator, "set_rng_state"):
-            self.generator.set_rng_state(rng["generator"])
-        self.generator.sync_weights(self.model)
+        load_checkpoint(self, Path(path))
 
     # ---------------------------------------------------------------- output
     def plot(self) -> Path | None:
