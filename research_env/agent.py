@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import gymnasium as gym
+
 from research_env.env import SearchQAEnv
 from research_env.vector import SearchQAVectorEnv
 
@@ -183,7 +185,7 @@ def _record(
 
 def play(
     agent: Agent,
-    env: SearchQAEnv | SearchQAVectorEnv,
+    env: gym.Env[Any, Any] | SearchQAVectorEnv,
     indices: Iterable[int] | None = None,
     *,
     seed: int = 0,
@@ -197,8 +199,10 @@ def play(
 
     Args:
         agent: Any :class:`Agent`.
-        env: A single :class:`SearchQAEnv` (``gym.make("SearchQA-v0").unwrapped``) or a
-            :class:`SearchQAVectorEnv`.
+        env: A :class:`SearchQAVectorEnv`, or a single SearchQA-v0 env, wrapped or not
+            (``gym.make("SearchQA-v0")``): a single env is stepped through its wrappers, so
+            wrappers such as episode statistics see every step. Wrappers that change the
+            observation change what the agent receives.
         indices: Question indices in the env's split; all of them when ``None``.
         seed: Base reset seed.
         on_episode: Called with each record as its episode ends (e.g. a progress bar).
@@ -209,13 +213,19 @@ def play(
     Raises:
         ValueError: If the agent omits a slot's action or an index is out of range.
     """
-    envs: Sequence[SearchQAEnv] = env.envs if isinstance(env, SearchQAVectorEnv) else [env]
-    step_some = (
-        env.step_some
-        if isinstance(env, SearchQAVectorEnv)
-        else (lambda acts: {0: envs[0].step(acts[0])})
-    )
-    todo = list(range(len(envs[0].examples))) if indices is None else list(indices)
+    step_some: Callable[[Mapping[int, str]], Mapping[int, tuple[Any, Any, bool, bool, Any]]]
+    if isinstance(env, SearchQAVectorEnv):
+        envs: Sequence[gym.Env[Any, Any]] = env.envs
+        step_some = env.step_some
+        examples = env.envs[0].examples
+    elif isinstance(env.unwrapped, SearchQAEnv):
+        single = env
+        envs = [single]
+        step_some = lambda acts: {0: single.step(acts[0])}  # noqa: E731
+        examples = env.unwrapped.examples
+    else:
+        raise TypeError(f"expected a SearchQA-v0 env or a SearchQAVectorEnv, got {env!r}")
+    todo = list(range(len(examples))) if indices is None else list(indices)
     records: dict[int, EpisodeRecord] = {}
     free = list(range(len(envs)))[::-1]
     live: dict[int, tuple[int, dict[str, Any], list[str]]] = {}  # slot -> (position, info, acts)
@@ -231,6 +241,12 @@ def play(
             position += 1
         actions = agent.act({s: observations[s] for s in live})
         missing = set(live) - set(actions)
+        extra = set(actions) - set(live)
+        if extra:
+            raise ValueError(
+                f"agent {agent.name!r} returned actions for slot(s) {sorted(extra)}, "
+                f"which are not playing (playing: {sorted(live)})"
+            )
         if missing:
             raise ValueError(
                 f"agent {agent.name!r} returned no action for slot(s) {sorted(missing)}"
@@ -242,7 +258,8 @@ def play(
             observations[slot] = obs
             if terminated or truncated:
                 stats = agent.episode_stats(slot) if isinstance(agent, EpisodeStats) else {}
-                record = _record(start_info, obs["question"], reward, info, acts, stats)
+                question = examples[todo[pos]].question
+                record = _record(start_info, question, reward, info, acts, stats)
                 records[pos] = record
                 if on_episode is not None:
                     on_episode(record)

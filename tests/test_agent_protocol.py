@@ -112,3 +112,26 @@ def test_same_seed_same_records(env: SearchQAEnv) -> None:
     a = play(PerEpisode(ScriptedFactbookAgent, "s"), env, range(5), seed=3)
     b = play(PerEpisode(ScriptedFactbookAgent, "s"), SearchQAEnv(split="test"), range(5), seed=3)
     assert [r.as_dict() for r in a] == [r.as_dict() for r in b]
+
+
+def test_wrapped_env_is_stepped_through_its_wrappers(env: SearchQAEnv) -> None:
+    import gymnasium as gym
+
+    from research_env.wrappers import RecordEpisodeStatistics
+
+    wrapped = RecordEpisodeStatistics(gym.make("SearchQA-v0", split="test"))
+    records = play(PerEpisode(ScriptedFactbookAgent, "s"), wrapped, range(3))
+    plain = play(PerEpisode(ScriptedFactbookAgent, "s"), env, range(3))
+    assert [r.as_dict() for r in records] == [r.as_dict() for r in plain]
+    assert len(wrapped.return_queue) == 3  # the wrapper saw every episode end
+
+
+def test_actions_for_idle_slots_are_refused(env: SearchQAEnv) -> None:
+    class Eager(AlwaysParis):
+        name = "eager"
+
+        def act(self, observations: Mapping[int, Observation]) -> dict[int, str]:
+            return {**super().act(observations), 7: "<search>x</search>"}
+
+    with pytest.raises(ValueError, match=r"slot\(s\) \[7\], which are not playing"):
+        play(Eager(), env, [0])
