@@ -11,7 +11,7 @@ export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-slow test-vllm lint demo docs clean
+.PHONY: install test test-slow test-vllm lint demo bench leaderboard docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,16 @@ test-vllm: $(VLLM_VENV)/.installed
 
 demo: install
 	$(BIN)/python -m research_agents.demo
+
+# Throughput suite: env, retrieval, trainer vs TRL (and HF vs vLLM when vllm is importable),
+# measured side by side in one run; prints one table of ratios.
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+# Re-run the Factbook leaderboard (SmolLM2 baselines + the trained checkpoint when present) and
+# re-render benchmarks/LEADERBOARD.md.
+leaderboard: install
+	$(BIN)/searchqa leaderboard --suite factbook
 
 # docs/env.md is the env docstring; the tables of docs/factbook.md and docs/retrieval.md come
 # from benchmarks/factbook_stats.py and benchmarks/factbook_retrieval.py (printed, pasted).

@@ -74,6 +74,7 @@ from research_agents.generation.base import SamplingParams
 from research_agents.generation.hf import HFGenerator
 from research_agents.grpo.advantages import group_advantages
 from research_agents.grpo.config import GRPOConfig
+from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.rollout import Trajectory
 from research_agents.grpo.trainer import GRPOTrainer
 from research_agents.models import load_model, load_tokenizer, smollm2_path, tiny_path
@@ -182,6 +183,7 @@ class OurStep:
         # The trainer without its __init__ (which builds the env): just what _update reads.
         trainer = GRPOTrainer.__new__(GRPOTrainer)
         trainer.config = cfg
+        trainer.dist = init_distributed()  # a single process, as in GRPOTrainer.__init__
         trainer.model = model
         trainer.tokenizer = tokenizer
         trainer.ref_model = None
