@@ -226,6 +226,7 @@ def play(
     else:
         raise TypeError(f"expected a SearchQA-v0 env or a SearchQAVectorEnv, got {env!r}")
     todo = list(range(len(examples))) if indices is None else list(indices)
+    stats_of = agent.episode_stats if isinstance(agent, EpisodeStats) else None  # check once
     records: dict[int, EpisodeRecord] = {}
     free = list(range(len(envs)))[::-1]
     live: dict[int, tuple[int, dict[str, Any], list[str]]] = {}  # slot -> (position, info, acts)
@@ -257,7 +258,7 @@ def play(
             acts.append(actions[slot])
             observations[slot] = obs
             if terminated or truncated:
-                stats = agent.episode_stats(slot) if isinstance(agent, EpisodeStats) else {}
+                stats = stats_of(slot) if stats_of is not None else {}
                 question = examples[todo[pos]].question
                 record = _record(start_info, question, reward, info, acts, stats)
                 records[pos] = record
