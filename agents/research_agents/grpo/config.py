@@ -276,7 +276,10 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
     max_response_tokens=400,
     temperature=0.7,
     response_prefix="<search>",
-    final_prefix="<answer>",
+    # The answer turn opens the template's own answer format. With only "<answer>" forced,
+    # SmolLM2 copies the prompt's example sentence ("The capital of X is Y.") and EM stays 0
+    # however right the city is; opening \boxed{ makes the first tokens the answer itself.
+    final_prefix="<answer>\\boxed{",
     question_types=_SINGLE_HOP,
     questions_per_step=8,
     group_size=4,
