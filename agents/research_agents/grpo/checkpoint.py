@@ -3,6 +3,10 @@
 A checkpoint folder holds ``model/`` (safetensors and tokenizer; ``searchqa eval --checkpoint``
 loads it), ``trainer_state.pt`` and ``config.json``. It is written to a temporary folder and
 renamed into place, so a kill during a save leaves the previous checkpoint intact.
+
+In a distributed run rank 0 writes the checkpoint and every rank loads it: the replicas are equal,
+and each step's rollout seeds derive from ``(seed, step, rank)``, so no per-rank RNG state is kept.
+The world size may change between a save and a resume (the update is defined over the whole batch).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def save_checkpoint(trainer: GRPOTrainer, final: Path) -> Path:
     state = {
         "step": trainer.step,
         "elapsed_s": trainer.elapsed_s,
+        "world_size": trainer.dist.world_size,
         "optimizer": trainer.optimizer.state_dict(),
         "rng": {
             "python": random.getstate(),
@@ -79,7 +84,7 @@ def load_checkpoint(trainer: GRPOTrainer, path: Path) -> None:
             raise ValueError(
                 f"checkpoint {path}: missing {real_missing[:5]}, unexpected {unexpected[:5]}"
             )
-    state = torch.load(path / "trainer_state.pt", weights_only=False)
+    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.step = int(state["step"])
     trainer.elapsed_s = float(state.get("elapsed_s", 0.0))

@@ -1,11 +1,80 @@
-"""Metrics sinks: a JSONL file (always), TensorBoard and Weights & Biases (optional)."""
+"""Per-step episode metrics, and their sinks: JSONL (always), TensorBoard and W&B (optional)."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from research_agents.grpo.advantages import zero_variance_share
+
+if TYPE_CHECKING:
+    from research_agents.grpo.rollout import Trajectory
+
+
+def episode_columns(
+    trajs: Sequence[Trajectory], advantages: Sequence[float]
+) -> dict[str, list[float]]:
+    """One column per logged episode statistic, one row per trajectory.
+
+    Columns (rather than the trajectories) are what ranks exchange: they are small, and
+    concatenated in rank order they are exactly the columns of the whole batch.
+    """
+    rc = [t.info.get("reward_components", {}) for t in trajs]
+    end = [t.info.get("end_reason") for t in trajs]
+    return {
+        "reward": [t.reward for t in trajs],
+        "group": [float(t.group_id) for t in trajs],
+        "adv_abs": [abs(float(a)) for a in advantages],
+        "em": [float(c.get("em", 0.0)) for c in rc],
+        "f1": [float(c.get("f1", 0.0)) for c in rc],
+        "format_ok": [float(bool(c.get("format_ok", False))) for c in rc],
+        "answer_in_retrieval": [float(bool(c.get("answer_in_retrieval", False))) for c in rc],
+        "searches": [float(t.info.get("num_searches", 0)) for t in trajs],
+        "answered": [float(e == "answer") for e in end],
+        "invalid": [float(e == "invalid") for e in end],
+        "truncated": [float(t.truncated) for t in trajs],
+        "retrieval_failed": [float(t.retrieval_failed) for t in trajs],
+        "turns": [float(t.turns) for t in trajs],
+        "response_tokens": [float(len(t.response_ids)) for t in trajs],
+        "generated_tokens": [float(t.num_generated) for t in trajs],
+    }
+
+
+def episode_metrics(columns: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """The ``reward/*``, ``env/*`` and group metrics of a batch from :func:`episode_columns`."""
+
+    def mean(name: str) -> float:
+        values = columns[name]
+        return sum(values) / max(len(values), 1)
+
+    rewards = list(columns["reward"])
+    n = len(rewards)
+    reward_mean = mean("reward")
+    var = sum((r - reward_mean) ** 2 for r in rewards) / max(n, 1)
+    return {
+        "reward/mean": reward_mean,
+        "reward/std": math.sqrt(var),
+        "reward/em": mean("em"),
+        "reward/f1": mean("f1"),
+        "grpo/zero_variance_groups": zero_variance_share(
+            rewards, [int(g) for g in columns["group"]]
+        ),
+        "grpo/adv_abs_mean": mean("adv_abs"),
+        "env/searches_per_episode": mean("searches"),
+        "env/format_ok": mean("format_ok"),
+        "env/answer_in_retrieval": mean("answer_in_retrieval"),
+        "env/answered": mean("answered"),
+        "env/invalid": mean("invalid"),
+        "env/truncated": mean("truncated"),
+        "env/retrieval_failed": mean("retrieval_failed"),
+        "env/turns": mean("turns"),
+        "env/response_tokens": mean("response_tokens"),
+        "env/generated_tokens": mean("generated_tokens"),
+        "train/episodes": float(n),
+    }
 
 
 class MetricsLogger:
@@ -18,6 +87,8 @@ class MetricsLogger:
         resume_step: When resuming, lines of steps after this one are dropped first, so the
             file reads as one uninterrupted run.
         config: Stored with the W&B run.
+        active: ``False`` makes every method a no-op (the non-main ranks of a distributed run,
+            so only rank 0 writes).
     """
 
     def __init__(
@@ -28,8 +99,14 @@ class MetricsLogger:
         wandb_project: str | None = None,
         resume_step: int | None = None,
         config: dict[str, Any] | None = None,
+        active: bool = True,
     ) -> None:
         self.path = Path(output_dir) / "metrics.jsonl"
+        self.active = active
+        self._tb: Any = None
+        self._wandb: Any = None
+        if not active:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
             kept = [
@@ -40,12 +117,10 @@ class MetricsLogger:
             self.path.write_text("".join(f"{line}\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
-        self._tb: Any = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
-        self._wandb: Any = None
         if wandb_project:
             import wandb  # type: ignore[import-not-found]
 
@@ -53,6 +128,8 @@ class MetricsLogger:
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record ``metrics`` for ``step`` (non-finite floats are written as ``null``)."""
+        if not self.active:
+            return
         clean = {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in metrics.items()

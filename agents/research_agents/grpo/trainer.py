@@ -13,6 +13,10 @@ One step::
 Trajectories whose advantage is exactly 0 contribute no policy gradient; when ``beta == 0`` they
 are not run through the model at all (their tokens still count in the loss normaliser, so the
 result is the same as running them).
+
+Under ``torchrun`` / ``accelerate launch`` each rank plays a share of the step's groups and the
+gradients are summed, so the update is the single-process update over the whole batch (see
+:mod:`.distributed`); rank 0 alone logs, evaluates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -26,12 +30,18 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 from research_agents.generation.base import Generator, SamplingParams
-from research_agents.grpo.advantages import group_advantages, zero_variance_share
+from research_agents.grpo.advantages import group_advantages
 from research_agents.grpo.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from research_agents.grpo.config import GRPOConfig
+from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
 from research_agents.grpo.loss import grpo_loss
-from research_agents.grpo.metrics import MetricsLogger, read_metrics
+from research_agents.grpo.metrics import (
+    MetricsLogger,
+    episode_columns,
+    episode_metrics,
+    read_metrics,
+)
 from research_agents.grpo.plot import plot_curves
 from research_agents.grpo.policy import freeze_lower_layers, token_logprobs
 from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout
@@ -88,10 +98,17 @@ class GRPOTrainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         _seed_everything(cfg.seed)
+        self.dist = init_distributed()
+        if cfg.questions_per_step < self.dist.world_size:
+            raise ValueError(
+                f"GRPOConfig.questions_per_step={cfg.questions_per_step} < WORLD_SIZE="
+                f"{self.dist.world_size}: every rank needs at least one question per step"
+            )
         self.output_dir = Path(cfg.output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.model)
         self.model = model if model is not None else load_model(cfg.model, cfg.dtype)
+        cast(torch.nn.Module, self.model).to(self.dist.device)
         self.model.config.use_cache = False
         if cfg.lora_rank > 0:
             from peft import LoraConfig, get_peft_model
@@ -102,6 +119,8 @@ class GRPOTrainer:
             self.model = cast("PreTrainedModel", get_peft_model(self.model, lora))
         elif cfg.trainable_layers is not None:
             freeze_lower_layers(self.model, cfg.trainable_layers)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.dist.broadcast_parameters(params)
         self.ref_model: PreTrainedModel | None = None
         if cfg.beta > 0:
             import copy
@@ -124,15 +143,15 @@ class GRPOTrainer:
             "tokenizer": self.tokenizer,
             "last_turn": cfg.last_turn,
         }
+        local_groups = len(self.dist.share(cfg.questions_per_step))
         self.env: SearchQAVectorEnv = SearchQAVectorEnv(
-            cfg.rollouts_per_step, split=cfg.train_split, **env_kwargs
+            local_groups * cfg.group_size, split=cfg.train_split, **env_kwargs
         )
         self.eval_env_kwargs = env_kwargs | {"reward": "em"}
         self._eval_env: SearchQAVectorEnv | None = None
         self.stop = self.env.envs[0].template.stop_strings
         self.examples = self.env.envs[0].examples
 
-        params = [p for p in self.model.parameters() if p.requires_grad]
         self.trainable_params = sum(p.numel() for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
@@ -146,6 +165,7 @@ class GRPOTrainer:
             wandb_project=cfg.wandb_project,
             resume_step=self.step if resume_path is not None else None,
             config=cfg.to_dict(),
+            active=self.dist.is_main,
         )
 
     # ---------------------------------------------------------------- setup
@@ -214,9 +234,10 @@ class GRPOTrainer:
                 if cfg.time_budget_s is not None and self.elapsed_s >= cfg.time_budget_s:
                     break
                 metrics = self.train_step()
-                self.elapsed_s = start_elapsed + time.perf_counter() - t_start
+                # rank 0's clock decides, so every rank stops after the same step
+                self.elapsed_s = self.dist.broadcast(start_elapsed + time.perf_counter() - t_start)
                 metrics["time/elapsed_s"] = self.elapsed_s
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.dist.is_main:
                     metrics.update(self.evaluate().as_metrics())
                 self.logger.log(self.step, metrics)
                 history.append(metrics)
@@ -225,42 +246,15 @@ class GRPOTrainer:
             self.save_checkpoint()
         finally:
             self.logger.close()
-        self.plot()
+        if self.dist.is_main:
+            self.plot()
         return history
 
     def train_step(self) -> dict[str, Any]:
         """One GRPO step; returns its metrics (the step counter advances)."""
-        cfg = self.config
         t0 = time.perf_counter()
-        questions = self.sample_questions(self.step)
-        indices = [q for q in questions for _ in range(cfg.group_size)]
-        groups = [g for g in range(len(questions)) for _ in range(cfg.group_size)]
-        params = SamplingParams(
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            stop=self.stop,
-        )
-        trajs, rstats = rollout(
-            self.env,
-            self.generator,
-            self.tokenizer,
-            indices,
-            params,
-            group_ids=groups,
-            response_prefix=cfg.response_prefix,
-            turn_prefix=cfg.turn_prefix,
-            final_prefix=cfg.final_prefix,
-            max_response_tokens=cfg.max_response_tokens,
-            seed=cfg.seed * 1_000_003 + self.step * 1_000,
-        )
+        trajs, adv, rstats = self.collect()
         t_rollout = time.perf_counter() - t0
-        if self.reward_hook is not None:
-            for t in trajs:
-                t.info["env_reward"] = t.reward
-                t.reward = float(self.reward_hook(t))
-        rewards = [t.reward for t in trajs]
-        adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
         t1 = time.perf_counter()
         update = self._update(trajs, adv)
         t_train = time.perf_counter() - t1
@@ -278,6 +272,46 @@ class GRPOTrainer:
         )
         return metrics
 
+    def collect(self) -> tuple[list[Trajectory], torch.Tensor, RolloutStats]:
+        """Play this rank's share of the current step's groups; score them.
+
+        Returns:
+            The trajectories (``group_id`` indexes the step's whole question list), their
+            group-normalised advantages and the rollout's timing.
+        """
+        cfg = self.config
+        questions = self.sample_questions(self.step)
+        share = self.dist.share(len(questions))
+        indices = [questions[g] for g in share for _ in range(cfg.group_size)]
+        groups = [g for g in share for _ in range(cfg.group_size)]
+        params = SamplingParams(
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            stop=self.stop,
+        )
+        trajs, rstats = rollout(
+            self.env,
+            self.generator,
+            self.tokenizer,
+            indices,
+            params,
+            group_ids=groups,
+            response_prefix=cfg.response_prefix,
+            turn_prefix=cfg.turn_prefix,
+            final_prefix=cfg.final_prefix,
+            max_response_tokens=cfg.max_response_tokens,
+            # distinct per step and per rank (rank 0: the single-process seed)
+            seed=cfg.seed * 1_000_003 + self.step * 1_000 + self.dist.rank * 2**40,
+        )
+        if self.reward_hook is not None:
+            for t in trajs:
+                t.info["env_reward"] = t.reward
+                t.reward = float(self.reward_hook(t))
+        rewards = [t.reward for t in trajs]
+        adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
+        return trajs, adv, rstats
+
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``: linear warm-up over ``warmup_steps``, then constant."""
         warmup = self.config.warmup_steps
@@ -290,23 +324,35 @@ class GRPOTrainer:
         return not (cfg.mask_retrieval_failed and t.retrieval_failed)
 
     def _update(self, trajs: list[Trajectory], adv: torch.Tensor) -> dict[str, float]:
+        """K epochs of mini-batch updates on this rank's trajectories.
+
+        Mini-batches are drawn from the whole batch (every rank's kept trajectories, in rank
+        order): each rank runs its own members with the whole mini-batch's token and sequence
+        counts as normaliser, and the summed gradients are the single-process gradient.
+        """
         cfg = self.config
         items = [(t, float(a)) for t, a in zip(trajs, adv.tolist()) if self._keep(t)]
+        # (generated tokens, needs a forward pass) of every kept trajectory of every rank
+        table = self.dist.gather([(t.num_generated, a != 0.0 or cfg.beta > 0) for t, a in items])
+        offset = sum(len(part) for part in table[: self.dist.rank])
+        everyone = [row for part in table for row in part]
         sums = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ratio": 0.0, "entropy": 0.0}
         counts = {"tokens": 0, "updates": 0, "masked": len(trajs) - len(items)}
         grad_norm = 0.0
         rng = np.random.default_rng([cfg.seed, self.step, 1])
+        params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         for _ in range(cfg.epochs):
-            order = [items[i] for i in rng.permutation(len(items))]
+            order = rng.permutation(len(everyone))
             for mb_start in range(0, len(order), cfg.mini_batch_size):
-                mini = order[mb_start : mb_start + cfg.mini_batch_size]
-                total_tokens = float(max(sum(t.num_generated for t, _ in mini), 1))
-                live = [(t, a) for t, a in mini if a != 0.0 or cfg.beta > 0]
-                if not live:
+                mini = [int(i) for i in order[mb_start : mb_start + cfg.mini_batch_size]]
+                if not any(everyone[i][1] for i in mini):
                     continue
+                total_tokens = float(max(sum(everyone[i][0] for i in mini), 1))
+                mine = [items[i - offset] for i in mini if offset <= i < offset + len(items)]
+                live = [(t, a) for t, a in mine if a != 0.0 or cfg.beta > 0]
                 self.optimizer.zero_grad(set_to_none=True)
                 for micro in self._micro_batches(live):
                     out = self._micro_loss(micro, total_tokens, float(len(mini)))
@@ -318,24 +364,26 @@ class GRPOTrainer:
                         )
                     sums["loss"] += float(out["loss"].detach())
                     counts["tokens"] += n_tok
-                params = [p for p in self.model.parameters() if p.requires_grad]
+                self.dist.all_reduce_grads(params)
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 grad_norm += float(norm)
                 self.optimizer.step()
                 counts["updates"] += 1
-        n_tok = max(counts["tokens"], 1)
+        local = {**sums, "tokens": float(counts["tokens"]), "masked": float(counts["masked"])}
+        totals = dict(zip(local, self.dist.all_sum(list(local.values()))))
+        n_tokens = max(totals["tokens"], 1.0)
         n_up = max(counts["updates"], 1)
         return {
-            "loss/total": sums["loss"] / n_up,
-            "loss/pg": sums["pg"] / n_up,
-            "grpo/kl": sums["kl"] / n_up,
-            "grpo/clip_fraction": sums["clip"] / n_tok,
-            "grpo/ratio_mean": sums["ratio"] / n_tok if counts["tokens"] else 1.0,
-            "grpo/entropy": sums["entropy"] / n_tok,
+            "loss/total": totals["loss"] / n_up,
+            "loss/pg": totals["pg"] / n_up,
+            "grpo/kl": totals["kl"] / n_up,
+            "grpo/clip_fraction": totals["clip"] / n_tokens,
+            "grpo/ratio_mean": totals["ratio"] / n_tokens if totals["tokens"] else 1.0,
+            "grpo/entropy": totals["entropy"] / n_tokens,
             "grpo/grad_norm": grad_norm / n_up,
             "grpo/updates": float(counts["updates"]),
-            "grpo/masked_trajectories": float(counts["masked"]),
-            "perf/train_tokens": float(counts["tokens"]),
+            "grpo/masked_trajectories": totals["masked"],
+            "perf/train_tokens": totals["tokens"],
         }
 
     def _micro_batches(
@@ -373,6 +421,9 @@ class GRPOTrainer:
             mask[row, p : len(seq)] = torch.tensor(t.loss_mask)
             old[row, p : len(seq)] = torch.tensor(t.old_logprobs)
         advantages = torch.tensor([a for _, a in micro], dtype=torch.float32)
+        device = self.dist.device
+        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
+        old, advantages = old.to(device), advantages.to(device)
         logp, entropy = token_logprobs(
             self.model, ids, attn, mask, cfg.temperature, with_entropy=True
         )
@@ -412,39 +463,23 @@ class GRPOTrainer:
         rstats: RolloutStats,
         update: dict[str, float],
     ) -> dict[str, Any]:
-        n = max(len(trajs), 1)
-        rc = [t.info.get("reward_components", {}) for t in trajs]
-
-        def mean(values: list[float]) -> float:
-            return sum(values) / max(len(values), 1)
-
-        rewards = [t.reward for t in trajs]
-        metrics: dict[str, Any] = {
-            "reward/mean": mean(rewards),
-            "reward/std": float(np.std(rewards)),
-            "reward/em": mean([float(c.get("em", 0.0)) for c in rc]),
-            "reward/f1": mean([float(c.get("f1", 0.0)) for c in rc]),
-            "grpo/zero_variance_groups": zero_variance_share(rewards, [t.group_id for t in trajs]),
-            "grpo/adv_abs_mean": float(adv.abs().mean()),
-            "env/searches_per_episode": mean([float(t.info.get("num_searches", 0)) for t in trajs]),
-            "env/format_ok": mean([float(bool(c.get("format_ok", False))) for c in rc]),
-            "env/answer_in_retrieval": mean(
-                [float(bool(c.get("answer_in_retrieval", False))) for c in rc]
-            ),
-            "env/answered": mean([float(t.info.get("end_reason") == "answer") for t in trajs]),
-            "env/invalid": mean([float(t.info.get("end_reason") == "invalid") for t in trajs]),
-            "env/truncated": mean([float(t.truncated) for t in trajs]),
-            "env/retrieval_failed": mean([float(t.retrieval_failed) for t in trajs]),
-            "env/turns": mean([float(t.turns) for t in trajs]),
-            "env/response_tokens": mean([float(len(t.response_ids)) for t in trajs]),
-            "env/generated_tokens": mean([float(t.num_generated) for t in trajs]),
-            "perf/gen_tokens_per_s": rstats.generated_tokens / max(rstats.generate_s, 1e-9),
-            "perf/env_time_share": rstats.env_s / max(rstats.wall_s, 1e-9),
-            "perf/generate_s": rstats.generate_s,
-            "perf/env_s": rstats.env_s,
-            "train/step": self.step,
-            "train/episodes": n,
-        }
+        """Episode statistics over the whole batch (every rank's trajectories)."""
+        metrics: dict[str, Any] = episode_metrics(
+            self.dist.concat(episode_columns(trajs, adv.tolist()))
+        )
+        (tokens,) = self.dist.all_sum([rstats.generated_tokens])
+        generate_s, env_s, wall_s = self.dist.all_max(
+            [rstats.generate_s, rstats.env_s, rstats.wall_s]
+        )
+        metrics.update(
+            {
+                "perf/gen_tokens_per_s": tokens / max(generate_s, 1e-9),
+                "perf/env_time_share": env_s / max(wall_s, 1e-9),
+                "perf/generate_s": generate_s,
+                "perf/env_s": env_s,
+                "train/step": self.step,
+            }
+        )
         metrics.update(update)
         return metrics
 
@@ -472,10 +507,15 @@ class GRPOTrainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write model, optimiser, RNG states and the step, atomically (see :mod:`.checkpoint`)."""
-        return save_checkpoint(
-            self, Path(path) if path is not None else self.output_dir / CHECKPOINT
-        )
+        """Write model, optimiser, RNG states and the step, atomically (see :mod:`.checkpoint`).
+
+        In a distributed run rank 0 writes (the replicas are equal) and the others wait for it.
+        """
+        final = Path(path) if path is not None else self.output_dir / CHECKPOINT
+        if self.dist.is_main:
+            save_checkpoint(self, final)
+        self.dist.barrier()
+        return final
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything :meth:`save_checkpoint` wrote."""
