@@ -77,9 +77,11 @@ def test_flat_finds_paraphrases(flat):
         scores = [p.score for p in hits]
         assert scores == sorted(scores, reverse=True)
         assert all(s is not None and -1.0 <= s <= 1.0 + 1e-5 for s in scores)  # cosine
-    assert flat.search(PARAPHRASES["whale"], 1)[0] == Passage(
-        "whale", "Blue whale", TOPICS[6][2], results[5][0].score
-    )
+    # One query alone and the same query inside a batch go through different matmul shapes, so the
+    # cosine may differ in the last float32 bits (seen on CI: 0.64130563 vs 0.64130557).
+    single = flat.search(PARAPHRASES["whale"], 1)[0]
+    assert (single.id, single.title, single.text) == ("whale", "Blue whale", TOPICS[6][2])
+    assert single.score == pytest.approx(results[5][0].score, abs=1e-5)
 
 
 @pytest.mark.parametrize(
