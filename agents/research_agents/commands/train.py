@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     trainer = GRPOTrainer(config, resume=bool(args.resume))
     start = trainer.step
     history = trainer.train()
+    if not trainer.dist.is_main:  # under torchrun / accelerate, rank 0 alone reports
+        return 0
     for m in history:
         print(
             f"step {m['train/step']:4d}  reward {m['reward/mean']:.3f}  EM {m['reward/em']:.3f}"
