@@ -1,24 +1,142 @@
-"""``searchqa eval``: greedy evaluation of a model or a GRPO checkpoint on held-out questions."""
+"""``searchqa eval``: evaluate an agent on a suite, or a model / GRPO checkpoint on a preset.
+
+Two ways in:
+
+* ``--suite`` / ``--agent`` (the evaluation harness, :mod:`research_agents.eval`): play any
+  agent — an LLM baseline kind on ``--model`` or ``--checkpoint``, a rule-based reference, or
+  your own ``module:attribute`` — over a suite, and print EM / F1 / sub-EM / format / searches /
+  tokens with 95% bootstrap intervals, per question type, and the protocol hash.
+  ``--out`` writes the per-question records (JSONL), ``--json`` the result, ``--save`` stores
+  it where ``searchqa leaderboard`` renders it from.
+* ``--checkpoint`` / ``--model`` with ``--preset`` alone (as before): the GRPO trainer's greedy
+  evaluation with the preset's settings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``eval``'s options."""
     parser.add_argument("--checkpoint", help="a GRPO checkpoint folder (output_dir/checkpoint)")
     parser.add_argument("--model", help="a model name ('smollm2', 'tiny') or local folder")
+    parser.add_argument(
+        "--agent",
+        help="agent kind: direct | naive-rag | iter-retgen | research | oracle (LLM), "
+        "scripted | naive-reader (rules), or module:attribute (your Agent); uses --suite",
+    )
+    parser.add_argument(
+        "--suite",
+        help="evaluation suite: factbook | factbook-dev | research-paper | searchr1-paper "
+        "(default with --agent: factbook)",
+    )
     parser.add_argument("--preset", default="factbook-smollm2", help="env/generation settings")
     parser.add_argument("--split", default=None, help="split to evaluate (default: preset's)")
     parser.add_argument("--limit", type=int, default=0, help="questions (stratified; 0 = all)")
     parser.add_argument("--out", help="write per-question records to this JSONL file")
+    harness = parser.add_argument_group("suite evaluation (--suite / --agent)")
+    harness.add_argument("--label", help="the row's name in tables")
+    harness.add_argument("--json", help="write the result (metrics, protocol, provenance) here")
+    harness.add_argument(
+        "--save", action="store_true", help="store the result for `searchqa leaderboard`"
+    )
+    harness.add_argument(
+        "--results-dir", default="benchmarks/results", help="where --save stores results"
+    )
+    harness.add_argument("--batch-size", type=int, default=16, help="episodes in flight")
+    harness.add_argument("--data-dir", help="paper suites: your datasets, FlashRAG layout")
+    harness.add_argument(
+        "--retriever", help="paper suites: retriever spec (default remote:http://127.0.0.1:8000)"
+    )
+    harness.add_argument("--judge-url", help="LLM judge: OpenAI-compatible API root (.../v1)")
+    harness.add_argument("--judge-model", help="LLM judge: the model name the server serves")
+    harness.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    harness.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def make_judge(args: argparse.Namespace) -> Any:
+    """The LLM judge named by ``--judge-url`` / ``--judge-model``, or ``None``."""
+    if not args.judge_url and not args.judge_model:
+        return None
+    if not (args.judge_url and args.judge_model):
+        raise SystemExit("error: --judge-url and --judge-model go together")
+    from research_agents.eval.judge import JudgeConfig, LLMJudge
+
+    return LLMJudge(JudgeConfig(base_url=args.judge_url, model=args.judge_model))
+
+
+def print_result(result: Any) -> None:
+    """Print a :class:`~research_agents.eval.harness.SuiteResult` for a terminal."""
+    print(f"{result.label} on suite {result.suite} (protocol {result.protocol_hash})")
+    for name, task in result.tasks.items():
+        m, ci = task.summary.metrics, task.summary.ci
+        print(f"  {name}: {task.summary.n} questions")
+        for key, title in (
+            ("em", "EM"),
+            ("f1", "F1"),
+            ("sub_em", "sub-EM"),
+            ("judge", "judge"),
+            ("format_ok", "format ok"),
+            ("answered", "answered"),
+            ("searches", "searches/q"),
+            ("tokens", "tokens/q"),
+            ("answer_in_retrieval", "answer in retrieval"),
+        ):
+            value, interval = m.get(key), ci.get(key)
+            if value is None:
+                continue
+            span = f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+            print(f"    {title:20s} {value:.3f}{span}")
+        for typ, tm in task.summary.by_type.items():
+            print(f"    {typ:16s} n={int(tm['n']):4d}  EM {tm['em']:.3f}  F1 {tm['f1']:.3f}")
+        print(f"    ended: {task.summary.end_reasons}")
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from research_agents.eval.harness import run_suite
+    from research_agents.eval.leaderboard import save_result
+    from research_agents.eval.suites import Entry, get_suite
+
+    if args.split:
+        raise SystemExit("error: --split goes with --preset; choose a suite (factbook-dev) instead")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    suite = get_suite(
+        args.suite or "factbook",
+        data_dir=args.data_dir,
+        retriever=args.retriever,
+        size=args.limit or None,
+    )
+    kind = args.agent or "research"
+    entry = Entry(kind, model=args.model, checkpoint=args.checkpoint, label=args.label)
+    judge = make_judge(args)
+    try:
+        result = run_suite(
+            suite, entry, batch_size=args.batch_size, judge=judge, progress=not args.no_progress
+        )
+    finally:
+        if judge is not None:
+            judge.close()
+    print_result(result)
+    if args.out:
+        print(f"records: {result.write_records(args.out)}")
+    if args.json:
+        print(f"result: {result.write(args.json)}")
+    if args.save:
+        print(f"saved: {save_result(result, args.results_dir)}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print EM / F1 / behaviour, overall and per question type."""
+    if args.agent or args.suite:
+        return _run_suite(args)
     from research_agents.grpo.config import get_preset
     from research_agents.grpo.trainer import GRPOTrainer
 

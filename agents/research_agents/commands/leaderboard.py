@@ -1,0 +1,121 @@
+"""``searchqa leaderboard --suite factbook``: run a suite's entries and render the leaderboard.
+
+Runs every configured entry of the suite (or those named by ``--only``, or those listed in an
+``--entries`` JSON file), stores each result as ``<results-dir>/<suite>/<slug>.json`` (and its
+per-question records as ``.jsonl``), then renders ``--markdown`` (default
+``benchmarks/LEADERBOARD.md``) and one PNG chart per suite beside it from every stored result,
+grouped by protocol. An entry whose checkpoint is missing is skipped; its stored row is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``leaderboard``'s options."""
+    parser.add_argument("--suite", default="factbook", help="the suite to run (default factbook)")
+    parser.add_argument(
+        "--results-dir", default="benchmarks/results", help="where results are stored"
+    )
+    parser.add_argument(
+        "--markdown", default="benchmarks/LEADERBOARD.md", help="the page to render"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only entries whose label or slug contains NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--entries", help='a JSON list of entries, e.g. [{"agent": "research", "model": "DIR"}]'
+    )
+    parser.add_argument("--list", action="store_true", help="list the suite's entries and exit")
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip entries that have a stored result under this suite's protocol",
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="run nothing; re-render from stored results"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="episodes in flight")
+    parser.add_argument(
+        "--size", type=int, default=0, help="at most N questions per task (smoke runs)"
+    )
+    parser.add_argument("--data-dir", help="paper suites: your datasets, FlashRAG layout")
+    parser.add_argument(
+        "--retriever", help="paper suites: retriever spec (default remote:http://127.0.0.1:8000)"
+    )
+    parser.add_argument("--judge-url", help="LLM judge: OpenAI-compatible API root (.../v1)")
+    parser.add_argument("--judge-model", help="LLM judge: the model name the server serves")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the entries, store results, render the page; print what ran and what was skipped."""
+    from research_agents.commands.evaluate import make_judge
+    from research_agents.eval.leaderboard import run_leaderboard
+    from research_agents.eval.suites import Entry, get_suite
+
+    suite = get_suite(
+        args.suite, data_dir=args.data_dir, retriever=args.retriever, size=args.size or None
+    )
+    entries = list(suite.entries)
+    if args.entries:
+        path = Path(args.entries)
+        data = json.loads(path.read_text())
+        if not isinstance(data, list):
+            raise SystemExit(f"error: {path}: expected a JSON list of entries")
+        entries = [Entry.from_dict(d, where=f"{path}[{i}]") for i, d in enumerate(data)]
+    if args.only:
+        wanted = [w.lower() for w in args.only]
+        entries = [
+            e for e in entries if any(w in e.display().lower() or w in e.slug() for w in wanted)
+        ]
+        if not entries and not args.render_only:
+            raise SystemExit(f"error: no entry of suite {suite.name!r} matches {args.only}")
+    if args.list:
+        for e in entries:
+            where = e.checkpoint or e.model or "-"
+            print(f"{e.slug():48s} {e.agent:14s} {where}")
+        return 0
+    if not entries and not args.render_only:
+        raise SystemExit(
+            f"error: suite {suite.name!r} has no configured entries; pass --entries FILE.json "
+            "or add rows with `searchqa eval --suite ... --save`"
+        )
+    if args.size:
+        print(
+            f"note: --size {args.size} asks fewer questions, a different protocol; its rows "
+            "form their own group (use another --results-dir for smoke runs)"
+        )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    judge = make_judge(args)
+    try:
+        report = run_leaderboard(
+            suite,
+            entries=entries,
+            results_dir=args.results_dir,
+            markdown=args.markdown,
+            batch_size=args.batch_size,
+            judge=judge,
+            skip_existing=args.skip_existing,
+            render_only=args.render_only,
+            progress=not args.no_progress,
+        )
+    finally:
+        if judge is not None:
+            judge.close()
+    for label, reason in report["skipped"].items():
+        print(f"skipped: {label}: {reason}")
+    for chart in report["charts"]:
+        print(f"chart: {chart}")
+    return 0

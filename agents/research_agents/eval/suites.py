@@ -1,0 +1,442 @@
+"""Evaluation suites: which questions, under which settings, and the entries of a leaderboard.
+
+A :class:`Suite` fixes everything that makes results comparable: its tasks (dataset, split,
+how many questions and how they are picked), the env settings (retriever, ``top_k``, turn
+budget, template, reward) and the generation settings every LLM entry decodes with. Agents
+differ; suites do not. The built-in suites (:data:`SUITES`, :func:`get_suite`):
+
+``factbook``
+    96 questions of the embedded Factbook world's *test* split, stratified over all seven
+    question types (``stratified_subset(test, 96, seed=0)``: the 96 of docs/results.md), under
+    the ``factbook-smollm2`` GRPO preset's settings, so the trained checkpoint is evaluated as
+    it was trained: template ``research_compact``, BM25 top-3, 2 turns (the last must answer),
+    32 tokens per turn, ``<search>`` forced at the start of the response and ``<answer>`` at the
+    start of the last turn. Two turns allow one search, so questions needing two or more hops
+    are out of reach for an agent that searches once per hop (the scripted reference shows the
+    ceiling), and Iter-RetGen gets one round (it then plays as naive RAG). With a third turn the
+    trained checkpoint, which always had ``<answer>`` forced on its second turn, never closes a
+    tag on that turn. Its entries are the leaderboard in ``benchmarks/LEADERBOARD.md``.
+``factbook-dev``
+    The same settings on all 181 dev questions.
+``research-paper``
+    ReSearch's evaluation (arXiv 2503.19470): HotpotQA, 2WikiMultiHopQA and MuSiQue dev sets
+    and Bamboogle test, in full, E5 top-5 over wiki-18 (served, e.g. by ``searchqa serve``),
+    template ``research_instruct``, reward ``research``, 8 turns of up to 1024 tokens.
+``searchr1-paper``
+    Search-R1's evaluation (arXiv 2503.09516): NQ, TriviaQA, PopQA test, HotpotQA, 2Wiki,
+    MuSiQue dev and Bamboogle test, E5 top-3, template ``searchr1``, EM, 4 turns of up to 500
+    tokens, corrective observations after invalid actions.
+
+The paper suites read the user's copies of the datasets with
+:func:`research_env.data.datasets.load_dataset` (FlashRAG's layout,
+``<data_dir>/<dataset>/<split>.jsonl``, or the original releases) and a retriever spec (default:
+a ``searchqa serve`` server on ``127.0.0.1:8000``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from research_env.data.types import QAExample
+from research_env.retrieval.base import Retriever
+
+__all__ = [
+    "SUITES",
+    "Entry",
+    "EnvSettings",
+    "GenerationSettings",
+    "Suite",
+    "Task",
+    "get_suite",
+    "select_questions",
+]
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The SearchQA-v0 arguments of a suite (all part of the protocol)."""
+
+    retriever: str | Retriever = "bm25"
+    """Retriever spec (``research_env.resolve.resolve_retriever``: ``"bm25"``,
+    ``"remote:http://host:port"``, ...) or a retriever object (e.g. a ``DenseRetriever`` over
+    wiki-18); the protocol records the index's identity, not how it was named."""
+
+    top_k: int = 3
+    """Passages per search."""
+
+    max_turns: int = 2
+    """Actions per episode."""
+
+    reward: str = "em"
+    """Reward preset of the env (the reported EM / F1 do not depend on it)."""
+
+    template: str = "research_compact"
+    """Prompt template."""
+
+    last_turn: Literal["normal", "answer_only"] = "answer_only"
+    """``"answer_only"``: the last turn must answer."""
+
+    invalid_action: Literal["terminate", "correct"] = "terminate"
+    """What an invalid action does: end the episode, or get a corrective observation."""
+
+    max_query_chars: int = 512
+    """Queries are cut to this many characters."""
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``SearchQAEnv`` / ``SearchQAVectorEnv``."""
+        # Not dataclasses.asdict: it would deep-copy a retriever object (a whole index).
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How every LLM entry of a suite decodes (part of the protocol)."""
+
+    max_new_tokens: int = 32
+    """Token budget of one turn."""
+
+    max_response_tokens: int = 400
+    """Token budget of a whole episode's response (generated + observation tokens)."""
+
+    temperature: float = 0.0
+    """0: greedy decoding (the default of every built-in suite)."""
+
+    top_p: float = 1.0
+    """Nucleus mass when sampling."""
+
+    response_prefix: str = "<search>"
+    """Forced at the start of the response of the ``research`` agent (as in training)."""
+
+    turn_prefix: str = ""
+    """Forced at the start of each later turn of the ``research`` agent."""
+
+    final_prefix: str = "<answer>\\boxed{"
+    """Forced at the start of the last allowed turn of the ``research`` agent."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One question set of a suite."""
+
+    name: str
+    """Short name in tables (``"factbook"``, ``"hotpotqa"``)."""
+
+    dataset: str
+    """``"factbook"``, a path to a FlashRAG-style ``.jsonl`` file, or, with ``root``, a
+    benchmark name of :mod:`research_env.data.datasets` (``hotpotqa``, ``nq``, ...)."""
+
+    split: str
+    """Split (``train`` / ``dev`` / ``test``)."""
+
+    size: int = 0
+    """Questions, stratified over ``metadata["type"]`` (0: every question, in order)."""
+
+    root: str | None = None
+    """The folder holding the benchmark (FlashRAG's layout or the original release), read
+    with :func:`research_env.data.datasets.load_dataset`."""
+
+    def env_dataset(self) -> str | list[QAExample]:
+        """The ``dataset=`` argument of the env (examples are read once per process)."""
+        if self.root is None:
+            return self.dataset
+        return list(_load_benchmark(self.dataset, self.root, self.split))
+
+
+@lru_cache(maxsize=16)
+def _load_benchmark(name: str, root: str, split: str) -> tuple[QAExample, ...]:
+    from research_env.data.datasets import load_dataset
+
+    return tuple(load_dataset(name, root, split))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a leaderboard: an agent, and the model it runs when it is an LLM agent."""
+
+    agent: str
+    """An LLM agent kind (``direct``, ``naive-rag``, ``iter-retgen``, ``research``,
+    ``oracle``), a rule-based one (``scripted``, ``naive-reader``) or ``module:attribute``
+    naming user code (see :mod:`research_agents.eval.agents`)."""
+
+    model: str | None = None
+    """Model name (``smollm2``, ``tiny``) or local folder, for LLM kinds."""
+
+    checkpoint: str | None = None
+    """A GRPO checkpoint folder (its ``model/`` is loaded); instead of ``model``."""
+
+    label: str | None = None
+    """Name in tables and results file name (default: built from the fields above)."""
+
+    def display(self) -> str:
+        """The row's name."""
+        if self.label:
+            return self.label
+        if self.checkpoint:
+            return f"{self.agent} · {Path(self.checkpoint).parent.name or self.checkpoint}"
+        return f"{self.agent} · {self.model}" if self.model else self.agent
+
+    def slug(self) -> str:
+        """A file-name-safe key for the row (``benchmarks/results/<suite>/<slug>.json``).
+
+        >>> Entry("research", label="SmolLM2-135M + GRPO (demo)").slug()
+        'smollm2-135m-grpo-demo'
+        """
+        return re.sub(r"[^a-z0-9]+", "-", self.display().lower()).strip("-") or "entry"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "entry") -> Entry:
+        """Build from a dict; unknown keys are an error naming ``where``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key(s) {sorted(unknown)}; expected some of {sorted(names)}"
+            )
+        if "agent" not in data:
+            raise ValueError(f"{where}: missing 'agent'")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Everything that must match for results to be compared (see the module docstring)."""
+
+    name: str
+    """Registry name (``factbook``)."""
+
+    description: str
+    """One sentence for tables."""
+
+    tasks: tuple[Task, ...]
+    """The question sets."""
+
+    env: EnvSettings = field(default_factory=EnvSettings)
+    """SearchQA-v0 settings."""
+
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    """Decoding settings of LLM entries."""
+
+    seed: int = 0
+    """Seeds question selection, env resets, generation and the bootstrap."""
+
+    entries: tuple[Entry, ...] = ()
+    """The leaderboard's configured rows."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError(f"suite {self.name!r}: expected at least one task")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"suite {self.name!r}: task names repeat: {names}")
+        slugs = [e.slug() for e in self.entries]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"suite {self.name!r}: entry labels collide: {slugs}")
+
+    def with_size(self, size: int) -> Suite:
+        """The same suite with at most ``size`` questions per task (a smoke run).
+
+        The question set changes, so does the protocol: such results never share a table
+        with full runs.
+        """
+        tasks = tuple(
+            dataclasses.replace(t, size=size if t.size == 0 else min(t.size, size))
+            for t in self.tasks
+        )
+        return dataclasses.replace(self, tasks=tasks)
+
+
+def select_questions(examples: Sequence[QAExample], task: Task, seed: int) -> list[int]:
+    """Indices of the questions ``task`` asks: all, or ``size`` stratified by type.
+
+    Deterministic for a given ``seed``; the same subset the GRPO evaluation draws
+    (:func:`research_agents.grpo.evaluation.stratified_subset`).
+    """
+    from research_agents.grpo.evaluation import stratified_subset
+
+    return stratified_subset(examples, task.size, seed)
+
+
+# --------------------------------------------------------------------------------- registry
+_FACTBOOK_ENV = EnvSettings(
+    retriever="bm25",
+    top_k=3,
+    max_turns=2,
+    reward="em",
+    template="research_compact",
+    last_turn="answer_only",
+)
+_FACTBOOK_GENERATION = GenerationSettings(
+    max_new_tokens=32,
+    max_response_tokens=400,
+    temperature=0.0,
+    response_prefix="<search>",
+    turn_prefix="",
+    final_prefix="<answer>\\boxed{",
+)
+SMOLLM2 = "SmolLM2-135M"
+FACTBOOK_CHECKPOINT = "runs/factbook-smollm2/checkpoint"
+"""Where ``searchqa train --preset factbook-smollm2`` leaves its checkpoint."""
+
+_FACTBOOK_ENTRIES = (
+    Entry("direct", model="smollm2", label=f"{SMOLLM2} direct (no retrieval)"),
+    Entry("naive-rag", model="smollm2", label=f"{SMOLLM2} naive RAG"),
+    # Two turns leave Iter-RetGen one retrieval round: it then plays exactly as naive RAG.
+    Entry("iter-retgen", model="smollm2", label=f"{SMOLLM2} Iter-RetGen (1 round)"),
+    Entry("research", model="smollm2", label=f"{SMOLLM2} ReSearch prompt, zero-shot"),
+    Entry("oracle", model="smollm2", label=f"{SMOLLM2} oracle passages"),
+    Entry(
+        "research",
+        checkpoint=FACTBOOK_CHECKPOINT,
+        label=f"{SMOLLM2} + GRPO (factbook-smollm2, 30 min)",
+    ),
+    Entry("scripted", label="scripted rules, one search per hop (no model)"),
+    Entry("naive-reader", label="naive reader rules, one search (no model)"),
+)
+
+
+def _factbook(split: str = "test", size: int = 96, **_: Any) -> Suite:
+    return Suite(
+        name="factbook" if split == "test" else f"factbook-{split}",
+        description=(
+            f"Factbook world, {split} split"
+            + (f", {size} questions stratified over 7 types" if size else ", all questions")
+        ),
+        tasks=(Task("factbook", "factbook", split, size),),
+        env=_FACTBOOK_ENV,
+        generation=_FACTBOOK_GENERATION,
+        seed=0,
+        entries=_FACTBOOK_ENTRIES,
+    )
+
+
+def _flashrag_tasks(data_dir: str | Path | None, names: Sequence[tuple[str, str]]) -> list[Task]:
+    if data_dir is None:
+        raise ValueError(
+            "this suite reads your copies of the datasets: pass data_dir (--data-dir), the "
+            "folder in FlashRAG's layout, <data_dir>/<dataset>/<split>.jsonl"
+        )
+    from research_env.data.datasets import find_file, get_spec
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_dir: no folder at {root}")
+    for name, split in names:
+        find_file(get_spec(name), root, split)  # a clear error now rather than mid-run
+    return [Task(name, name, split, 0, root=str(root)) for name, split in names]
+
+
+DEFAULT_PAPER_RETRIEVER = "remote:http://127.0.0.1:8000"
+"""A ``searchqa serve`` (or ReSearch-protocol) server with E5 over wiki-18."""
+
+
+def _research_paper(
+    data_dir: str | Path | None = None, retriever: str | Retriever | None = None, **_: Any
+) -> Suite:
+    tasks = _flashrag_tasks(
+        data_dir,
+        [
+            ("hotpotqa", "dev"),
+            ("2wikimultihopqa", "dev"),
+            ("musique", "dev"),
+            ("bamboogle", "test"),
+        ],
+    )
+    return Suite(
+        name="research-paper",
+        description="ReSearch's evaluation: E5 top-5 over wiki-18, ReSearch template and reward",
+        tasks=tuple(tasks),
+        env=EnvSettings(
+            retriever=retriever or DEFAULT_PAPER_RETRIEVER,
+            top_k=5,
+            max_turns=8,
+            reward="research",
+            template="research_instruct",
+            last_turn="normal",
+        ),
+        generation=GenerationSettings(
+            max_new_tokens=1024,
+            max_response_tokens=8192,
+            temperature=0.0,
+            response_prefix="",
+            final_prefix="",
+        ),
+    )
+
+
+def _searchr1_paper(
+    data_dir: str | Path | None = None, retriever: str | Retriever | None = None, **_: Any
+) -> Suite:
+    tasks = _flashrag_tasks(
+        data_dir,
+        [
+            ("nq", "test"),
+            ("triviaqa", "test"),
+            ("popqa", "test"),
+            ("hotpotqa", "dev"),
+            ("2wikimultihopqa", "dev"),
+            ("musique", "dev"),
+            ("bamboogle", "test"),
+        ],
+    )
+    return Suite(
+        name="searchr1-paper",
+        description="Search-R1's evaluation: E5 top-3 over wiki-18, Search-R1 template, EM",
+        tasks=tuple(tasks),
+        env=EnvSettings(
+            retriever=retriever or DEFAULT_PAPER_RETRIEVER,
+            top_k=3,
+            max_turns=4,
+            reward="em",
+            template="searchr1",
+            last_turn="normal",
+            invalid_action="correct",
+        ),
+        generation=GenerationSettings(
+            max_new_tokens=500,
+            max_response_tokens=4096,
+            temperature=0.0,
+            response_prefix="",
+            final_prefix="",
+        ),
+    )
+
+
+SUITES: dict[str, Callable[..., Suite]] = {
+    "factbook": _factbook,
+    "factbook-dev": lambda **kw: _factbook(split="dev", size=0, **kw),
+    "research-paper": _research_paper,
+    "searchr1-paper": _searchr1_paper,
+}
+"""Suite name -> builder (keyword arguments: ``data_dir``, ``retriever``)."""
+
+
+def get_suite(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    retriever: str | Retriever | None = None,
+    size: int | None = None,
+) -> Suite:
+    """Build the suite ``name``.
+
+    Args:
+        name: A key of :data:`SUITES`.
+        data_dir: The FlashRAG-layout folder of the paper suites.
+        retriever: Retriever spec or object of the paper suites (default: a server on
+            ``127.0.0.1:8000``).
+        size: At most this many questions per task (a smoke run; changes the protocol).
+
+    Raises:
+        ValueError: On an unknown name, or a paper suite without ``data_dir``.
+        FileNotFoundError: If a dataset file of a paper suite is missing.
+    """
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of: {', '.join(SUITES)}")
+    suite = SUITES[name](data_dir=data_dir, retriever=retriever)
+    return suite.with_size(size) if size else suite
