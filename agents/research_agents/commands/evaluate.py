@@ -47,15 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     harness.add_argument(
         "--results-dir", default="benchmarks/results", help="where --save stores results"
     )
-    harness.add_argument("--batch-size", type=int, default=16, help="episodes in flight")
-    harness.add_argument("--data-dir", help="paper suites: your datasets, FlashRAG layout")
-    harness.add_argument(
+    add_run_options(harness)
+
+
+def add_run_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Options shared by ``eval --suite`` and ``leaderboard``: batching, data, retriever, judge."""
+    parser.add_argument("--batch-size", type=int, default=16, help="episodes in flight")
+    parser.add_argument("--data-dir", help="paper suites: your datasets, FlashRAG layout")
+    parser.add_argument(
         "--retriever", help="paper suites: retriever spec (default remote:http://127.0.0.1:8000)"
     )
-    harness.add_argument("--judge-url", help="LLM judge: OpenAI-compatible API root (.../v1)")
-    harness.add_argument("--judge-model", help="LLM judge: the model name the server serves")
-    harness.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    harness.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--judge-url", help="LLM judge: OpenAI-compatible API root (.../v1)")
+    parser.add_argument("--judge-model", help="LLM judge: the model name the server serves")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def make_judge(args: argparse.Namespace) -> Any:

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from research_agents.commands.evaluate import add_run_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``leaderboard``'s options."""
@@ -42,18 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--render-only", action="store_true", help="run nothing; re-render from stored results"
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="episodes in flight")
     parser.add_argument(
         "--size", type=int, default=0, help="at most N questions per task (smoke runs)"
     )
-    parser.add_argument("--data-dir", help="paper suites: your datasets, FlashRAG layout")
-    parser.add_argument(
-        "--retriever", help="paper suites: retriever spec (default remote:http://127.0.0.1:8000)"
-    )
-    parser.add_argument("--judge-url", help="LLM judge: OpenAI-compatible API root (.../v1)")
-    parser.add_argument("--judge-model", help="LLM judge: the model name the server serves")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
