@@ -44,12 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="factbook-smollm2")
     parser.add_argument("--output-dir", default="runs/demo")
     parser.add_argument("--steps", type=int, default=1000, help="step cap (time usually ends it)")
-    args = parser.parse_args(argv)
+    parser.epilog = "Any GRPOConfig field may follow as an override, e.g. --lr 5e-5 --group_size 8."
+    args, rest = parser.parse_known_args(argv)
 
+    from research_agents.commands.train import parse_overrides
     from research_agents.grpo.trainer import GRPOTrainer
 
+    try:
+        overrides = parse_overrides(rest)
+    except ValueError as e:
+        parser.error(str(e))
     t0 = time.perf_counter()
-    config = get_preset(args.preset).replace(
+    config = get_preset(args.preset).replace(**overrides)
+    config = config.replace(
         output_dir=args.output_dir,
         time_budget_s=args.minutes * 60,
         steps=args.steps,
