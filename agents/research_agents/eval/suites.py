@@ -282,6 +282,8 @@ _FACTBOOK_GENERATION = GenerationSettings(
 SMOLLM2 = "SmolLM2-135M"
 FACTBOOK_CHECKPOINT = "runs/factbook-smollm2/checkpoint"
 """Where ``searchqa train --preset factbook-smollm2`` leaves its checkpoint."""
+DEMO_CHECKPOINT = "runs/demo/checkpoint"
+"""Where ``make demo`` (7 minutes of the same preset) leaves its checkpoint."""
 
 _FACTBOOK_ENTRIES = (
     Entry("direct", model="smollm2", label=f"{SMOLLM2} direct (no retrieval)"),
@@ -295,6 +297,7 @@ _FACTBOOK_ENTRIES = (
         checkpoint=FACTBOOK_CHECKPOINT,
         label=f"{SMOLLM2} + GRPO (factbook-smollm2, 30 min)",
     ),
+    Entry("research", checkpoint=DEMO_CHECKPOINT, label=f"{SMOLLM2} + GRPO (make demo, 7 min)"),
     Entry("scripted", label="scripted rules, one search per hop (no model)"),
     Entry("naive-reader", label="naive reader rules, one search (no model)"),
 )
