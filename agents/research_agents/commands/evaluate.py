@@ -15,7 +15,9 @@ Two ways in:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +65,25 @@ def add_run_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def make_judge(args: argparse.Namespace) -> Any:
-    """The LLM judge named by ``--judge-url`` / ``--judge-model``, or ``None``."""
-    if not args.judge_url and not args.judge_model:
-        return None
-    if not (args.judge_url and args.judge_model):
+@contextlib.contextmanager
+def run_setup(args: argparse.Namespace) -> Iterator[Any]:
+    """Apply the run options: set ``--threads``; yield the judge or ``None``.
+
+    The LLM judge is the one named by ``--judge-url`` / ``--judge-model``, closed on exit.
+    """
+    if bool(args.judge_url) != bool(args.judge_model):
         raise SystemExit("error: --judge-url and --judge-model go together")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not args.judge_url:
+        yield None
+        return
     from research_agents.eval.judge import JudgeConfig, LLMJudge
 
-    return LLMJudge(JudgeConfig(base_url=args.judge_url, model=args.judge_model))
+    with LLMJudge(JudgeConfig(base_url=args.judge_url, model=args.judge_model)) as judge:
+        yield judge
 
 
 def print_result(result: Any) -> None:
@@ -108,10 +120,6 @@ def _run_suite(args: argparse.Namespace) -> int:
 
     if args.split:
         raise SystemExit("error: --split goes with --preset; choose a suite (factbook-dev) instead")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     suite = get_suite(
         args.suite or "factbook",
         data_dir=args.data_dir,
@@ -120,14 +128,10 @@ def _run_suite(args: argparse.Namespace) -> int:
     )
     kind = args.agent or "research"
     entry = Entry(kind, model=args.model, checkpoint=args.checkpoint, label=args.label)
-    judge = make_judge(args)
-    try:
+    with run_setup(args) as judge:
         result = run_suite(
             suite, entry, batch_size=args.batch_size, judge=judge, progress=not args.no_progress
         )
-    finally:
-        if judge is not None:
-            judge.close()
     print_result(result)
     if args.out:
         print(f"records: {result.write_records(args.out)}")

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from research_agents.commands.evaluate import add_run_options
+from research_agents.commands.evaluate import add_run_options, run_setup
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the entries, store results, render the page; print what ran and what was skipped."""
-    from research_agents.commands.evaluate import make_judge
     from research_agents.eval.leaderboard import run_leaderboard
     from research_agents.eval.suites import Entry, get_suite
 
@@ -88,12 +87,7 @@ def run(args: argparse.Namespace) -> int:
             f"note: --size {args.size} asks fewer questions, a different protocol; its rows "
             "form their own group (use another --results-dir for smoke runs)"
         )
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    judge = make_judge(args)
-    try:
+    with run_setup(args) as judge:
         report = run_leaderboard(
             suite,
             entries=entries,
@@ -105,9 +99,6 @@ def run(args: argparse.Namespace) -> int:
             render_only=args.render_only,
             progress=not args.no_progress,
         )
-    finally:
-        if judge is not None:
-            judge.close()
     for label, reason in report["skipped"].items():
         print(f"skipped: {label}: {reason}")
     for chart in report["charts"]:
