@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -12,6 +13,9 @@ from gymnasium import spaces
 from research_env.actions import Action, Answer, Invalid, Search, parse_action
 from research_env.data.types import Passage, QAExample
 from research_env.episode import Episode
+from research_env.protocols import SearchProtocol, get_protocol, paper_components
+from research_env.protocols import research as research_rules
+from research_env.protocols import searchr1 as searchr1_rules
 from research_env.resolve import DEFAULT_DATASET, resolve_dataset, resolve_retriever
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.closed import PerExampleRetriever
@@ -21,6 +25,21 @@ from research_env.templates import ChatTokenizer, PromptTemplate, get_template
 
 ObsType = dict[str, str]
 MAX_TEXT = 1 << 24  # the largest observation / action string the spaces admit (16 Mi chars)
+DEFAULT_EOS_TEXT = "<|im_end|>"  # ChatML's end of turn (SmolLM2, Qwen2.5 instruct)
+
+
+@dataclass(frozen=True)
+class _End:
+    """A segment that ends the episode under a whole-response protocol (research, searchr1).
+
+    Attributes:
+        eos: Whether the segment ended with the EOS text.
+        reason: ``"eos"``, ``"over_length"`` (no stop and no EOS), ``"answer"`` or
+            ``"final_turn"``.
+    """
+
+    eos: bool
+    reason: str
 
 
 class SearchQAEnv(gym.Env[ObsType, str]):
@@ -111,16 +130,28 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         dataset: str | Path | Sequence[QAExample] = DEFAULT_DATASET,
         split: str = "train",
         retriever: str | Retriever = "bm25",
-        top_k: int = 5,
-        max_turns: int = 4,
-        reward: str | RewardFn = "em",
-        template: str | PromptTemplate = "research_instruct",
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        reward: str | RewardFn | None = None,
+        template: str | PromptTemplate | None = None,
         tokenizer: ChatTokenizer | None = None,
-        invalid_action: Literal["terminate", "correct"] = "terminate",
-        last_turn: Literal["normal", "answer_only"] = "normal",
+        invalid_action: Literal["terminate", "correct"] | None = None,
+        last_turn: Literal["normal", "answer_only", "no_search"] | None = None,
         max_query_chars: int = 512,
         render_mode: str | None = None,
+        protocol: str | SearchProtocol = "ours",
+        eos_text: str | None = None,
     ) -> None:
+        self.protocol = get_protocol(protocol)
+        proto = self.protocol
+        top_k = proto.top_k if top_k is None else top_k
+        max_turns = proto.max_turns if max_turns is None else max_turns
+        reward = proto.reward if reward is None else reward
+        template = proto.template if template is None else template
+        invalid_action = proto.invalid_action if invalid_action is None else invalid_action
+        last_turn = proto.last_turn if last_turn is None else last_turn
+        if eos_text is None:
+            eos_text = getattr(tokenizer, "eos_token", None) or DEFAULT_EOS_TEXT
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"expected top_k >= 1, got {top_k!r}")
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
@@ -129,8 +160,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             raise ValueError(
                 f"expected invalid_action 'terminate' or 'correct', got {invalid_action!r}"
             )
-        if last_turn not in ("normal", "answer_only"):
-            raise ValueError(f"expected last_turn 'normal' or 'answer_only', got {last_turn!r}")
+        if last_turn not in ("normal", "answer_only", "no_search"):
+            raise ValueError(
+                f"expected last_turn 'normal', 'answer_only' or 'no_search', got {last_turn!r}"
+            )
         if max_query_chars < 1:
             raise ValueError(f"expected max_query_chars >= 1, got {max_query_chars!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -149,6 +182,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         self.tokenizer = tokenizer
         self.invalid_action = invalid_action
         self.last_turn = last_turn
+        self.eos_text = eos_text
         self.max_query_chars = max_query_chars
         self.render_mode = render_mode
         self.action_space = UnicodeText(MAX_TEXT)
@@ -159,7 +193,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             ),
         )
         self._episode: Episode | None = None
-        self._pending: Action | None = None
+        self._pending: Action | _End | None = None
 
     # ------------------------------------------------------------------ reset
     def reset(
@@ -239,16 +273,42 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             raise RuntimeError("begin_step() called twice without finish_step()")
         if not isinstance(action, str):
             raise TypeError(f"expected the action to be a str, got {type(action).__name__}")
+        last = ep.turns + 1 >= self.max_turns
+        parsed: Action | _End
+        if self.protocol.rules == "research":
+            action, parsed = self._research_segment(action)
+        elif self.protocol.rules == "searchr1":
+            action, parsed = self._searchr1_segment(action)
+        else:
+            parsed = parse_action(action, max_query_chars=self.max_query_chars)
         ep.record_action(action)
-        parsed = parse_action(action, max_query_chars=self.max_query_chars)
-        if (
-            isinstance(parsed, Search)
-            and ep.turns >= self.max_turns
-            and self.last_turn == "answer_only"
-        ):
+        if isinstance(parsed, Search) and last and self.last_turn == "answer_only":
             parsed = Invalid(reason="search_on_last_turn", detail="the last turn must answer")
+        elif last and self.last_turn == "no_search" and not isinstance(parsed, _End):
+            parsed = _End(eos=False, reason="final_turn")  # Search-R1: nothing more is run
         self._pending = parsed
-        return parsed.query if isinstance(parsed, Search) else None
+        return parsed.query if isinstance(parsed, Search) and parsed.query else None
+
+    def _research_segment(self, action: str) -> tuple[str, Action | _End]:
+        """ReSearch's turn: up to ``</search>`` (a search) or the EOS text (the end)."""
+        stop, eos = action.find("</search>"), action.find(self.eos_text)
+        if stop != -1 and (eos == -1 or eos >= stop + len("</search>")):
+            segment = action[: stop + len("</search>")]
+            query = research_rules.search_query(segment)[: self.max_query_chars]
+            return segment, Search(query=query)
+        if eos != -1:
+            return action[:eos], _End(eos=True, reason="eos")
+        return action, _End(eos=False, reason="over_length")
+
+    def _searchr1_segment(self, action: str) -> tuple[str, Action | _End]:
+        """Search-R1's turn: cut after ``</search>`` or ``</answer>``, then the first action."""
+        segment = searchr1_rules.cut_turn(action)
+        kind, content = searchr1_rules.parse_turn(segment)
+        if kind == "search":
+            return segment, Search(query=content[: self.max_query_chars])
+        if kind == "answer":
+            return segment, _End(eos=False, reason="answer")
+        return segment, Invalid(reason="no_action_tag", detail="no <search> or <answer> pair")
 
     def finish_step(
         self, retrieved: list[Passage] | RetrievalError | None
@@ -283,7 +343,15 @@ class SearchQAEnv(gym.Env[ObsType, str]):
 
         if isinstance(parsed, Search):
             info.update(action_type="search", query=parsed.query, query_truncated=parsed.truncated)
+            if not parsed.query and self.protocol.rules != "ours":
+                retrieved = []  # the papers send "" to their server; we retrieve nothing
             observation = self._observe(ep, retrieved, info)
+        elif isinstance(parsed, _End):
+            reward, components, prediction = self._score_response(ep, parsed)
+            info.update(action_type="answer" if prediction is not None else "end")
+            info.update(prediction=prediction, eos=parsed.eos)
+            terminated = True
+            info["end_reason"] = parsed.reason
         elif isinstance(parsed, Answer):
             info.update(action_type="answer", prediction=parsed.text)
             components = score_answer(parsed.text, ep.example.golden_answers, self._format_ok(ep))
@@ -323,6 +391,31 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         obs = {"prompt": ep.prompt, "observation": observation, "question": ep.example.question}
         return obs, reward, terminated, truncated, info
 
+    def _score_response(self, ep: Episode, end: _End) -> tuple[float, Any, str | None]:
+        """Reward, components and prediction of a whole response under a paper protocol."""
+        golds = list(ep.example.golden_answers)
+        if self.protocol.rules == "research":
+            reward, _reason = research_rules.score(
+                ep.response, golds, eos=end.eos, eos_text=self.eos_text, prompt=ep.prompt
+            )
+            format_ok = research_rules.check_format(ep.response)[0]
+            try:
+                prediction = research_rules.extract_answer(ep.response)
+            except research_rules.BoxError:
+                prediction = None
+        else:
+            prediction = searchr1_rules.extract_answer(ep.response, prompt=ep.prompt)
+            reward = searchr1_rules.score(ep.response, golds, prompt=ep.prompt)
+            format_ok = prediction is not None
+        return float(reward), paper_components(prediction, golds, format_ok), prediction
+
+    def _render(self, passages: Sequence[Passage]) -> str:
+        if self.protocol.rules == "research":
+            return research_rules.render_passages([p.contents for p in passages])
+        if self.protocol.rules == "searchr1":
+            return searchr1_rules.render_passages([p.contents for p in passages])
+        return self.template.format_observation(passages)
+
     def _observe(
         self, ep: Episode, retrieved: list[Passage] | RetrievalError | None, info: dict[str, Any]
     ) -> str:
@@ -334,7 +427,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         ep.record_passages(retrieved)
         info["retrieved_ids"] = [p.id for p in retrieved]
         info["retrieved_titles"] = [p.title for p in retrieved]
-        return self.template.format_observation(retrieved)
+        return self._render(retrieved)
 
     def _format_ok(self, ep: Episode) -> bool:
         if ep.invalid_actions:
@@ -354,6 +447,18 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         for role, text in ep.log:
             lines.append(f"[{role}] {text.strip()}")
         return "\n".join(lines) + "\n"
+
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        """The strings generation should stop at (kept in the output), as the protocol fixes.
+
+        Under a protocol that ``ends_at_eos`` (``research``), a segment that ended at the
+        end-of-sequence token must end with :attr:`eos_text` (decode it with the special
+        tokens kept, or append the tokenizer's ``eos_token``).
+        """
+        if self.protocol.rules == "ours":
+            return tuple(self.template.stop_strings)
+        return self.protocol.stop_strings
 
     @property
     def episode_retriever(self) -> Retriever:

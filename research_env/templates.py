@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from research_env.actions import STOP_STRINGS
@@ -136,6 +137,57 @@ class PromptTemplate:
             raise ValueError(
                 f"template {self.name!r}: observation_suffix must close </{self.observation_tag}>"
             )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        constant: str | None = None,
+        name: str | None = None,
+        style: Literal["research", "searchr1"] = "research",
+        **fields: Any,
+    ) -> PromptTemplate:
+        r"""A template whose prompt text comes from a file (yours, or a paper's checkout).
+
+        A text with a ``{question}`` placeholder becomes the user message (a base-model
+        prompt: no chat template); one without becomes the system prompt, the bare question
+        the user message (ReSearch's instruct setting). See :mod:`research_env.prompt_files`.
+
+        Args:
+            path: A text file, or a ``.py`` file with ``constant`` naming a string in it.
+            constant: The constant to read from a ``.py`` file (``"make_prefix.prefix"`` for a
+                string assigned inside a function).
+            name: The template's name (default: the file's stem and the constant).
+            style: ``"research"`` (``<result>``, ``oxed{}``) or ``"searchr1"``
+                (``<information>``, plain answers).
+            **fields: Any other :class:`PromptTemplate` field.
+
+        Returns:
+            The template.
+
+        Raises:
+            research_env.prompt_files.PromptFileError: If the file or constant is missing.
+        """
+        from research_env.prompt_files import read_prompt_text
+
+        text = read_prompt_text(path, constant)
+        label = name or ":".join(x for x in (Path(path).stem, constant) if x)
+        base: dict[str, Any] = {"name": label, "style": style}
+        if style == "searchr1":
+            base.update(
+                observation_tag="information",
+                observation_prefix="\n\n<information>",
+                observation_suffix="</information>\n\n",
+                doc_separator="\n",
+                boxed_answer=False,
+            )
+        if _QUESTION in text:
+            base.update(user_template=text, use_chat_template=style == "searchr1")
+        else:
+            base.update(system_prompt=text, user_template=_QUESTION, use_chat_template=True)
+        base.update(fields)
+        return cls(**base)
 
     @property
     def stop_strings(self) -> tuple[str, ...]:

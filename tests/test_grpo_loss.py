@@ -90,3 +90,30 @@ def test_kl_term_and_beta() -> None:
     assert out.loss.item() == pytest.approx(0.5 * (1 - math.log(2)), abs=1e-6)
     with pytest.raises(ValueError, match="ref_logp"):
         grpo_loss(logp, logp.detach(), torch.tensor([0.0]), torch.tensor([[1]]), beta=0.1)
+
+
+def test_entropy_bonus_lowers_the_loss_and_pushes_entropy_up() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    logp_all = torch.log_softmax(logits, -1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    taken = logp_all[..., 0]
+    mask = torch.ones(2, 5)
+    adv = torch.tensor([1.0, -1.0])
+    plain = grpo_loss(taken, taken.detach(), adv, mask)
+    bonus = grpo_loss(taken, taken.detach(), adv, mask, entropy=entropy, entropy_coef=0.5)
+    assert bonus.entropy is not None
+    assert torch.allclose(bonus.loss, plain.loss - 0.5 * bonus.entropy)
+    (grad,) = torch.autograd.grad(-entropy.mean(), logits, retain_graph=True)
+    (grad_loss,) = torch.autograd.grad(bonus.loss - plain.loss, logits)
+    assert torch.allclose(grad_loss, 0.5 * grad, atol=1e-6)
+    with pytest.raises(ValueError, match="entropy_coef > 0 needs entropy"):
+        grpo_loss(taken, taken.detach(), adv, mask, entropy_coef=0.1)
+
+
+def test_kl_clamp_bounds_the_k3_estimate() -> None:
+    logp = torch.tensor([[-20.0, -1.0]])
+    ref = torch.tensor([[-0.1, -1.0]])
+    assert k3_kl(logp, ref)[0, 0] > 1e6
+    assert k3_kl(logp, ref, clamp=10.0)[0, 0] == 10.0
+    assert k3_kl(logp, ref, clamp=10.0)[0, 1] == 0.0

@@ -225,3 +225,41 @@ def test_cli_print_config_and_overrides(capsys: pytest.CaptureFixture[str]) -> N
     assert cfg["trainable_layers"] is None
     with pytest.raises(ValueError, match="--learning_rate: not a GRPOConfig field"):
         cli_main(["train", "--preset", "tiny", "--learning_rate", "1"])
+
+
+def test_research_preset_follows_the_papers_code() -> None:
+    from research_agents.grpo.config import get_preset
+
+    cfg = get_preset("research")
+    assert cfg.protocol == "research"
+    assert cfg.mini_batch_size == cfg.rollouts_per_step and cfg.epochs == 1  # one update
+    assert (cfg.entropy_coef, cfg.weight_decay, cfg.beta, cfg.kl_clamp) == (0.001, 0.01, 0.001, 10)
+    assert cfg.mask_truncated is False and cfg.max_prompt_tokens == 512
+    assert (cfg.eps_low, cfg.eps_high, cfg.lr, cfg.group_size) == (0.2, 0.2, 1e-6, 5)
+    with pytest.raises(ValueError, match="protocol: expected one of ours, research, searchr1"):
+        cfg.replace(protocol="reserach")
+
+
+def test_research_protocol_trains_with_entropy_bonus_and_clamped_kl(tmp_path: Path) -> None:
+    cfg = _cfg(
+        tmp_path,
+        protocol="research",
+        response_prefix="",
+        final_prefix="",
+        max_turns=3,
+        entropy_coef=0.001,
+        beta=0.001,
+        kl_clamp=10.0,
+        mask_truncated=False,
+        max_prompt_tokens=4096,
+        steps=1,
+    )
+    trainer = GRPOTrainer(cfg)
+    assert trainer.stop == ("</search>",)
+    assert trainer.env.envs[0].protocol.name == "research"
+    before = [p.detach().clone() for p in trainer.model.parameters() if p.requires_grad]
+    (metrics,) = trainer.train()
+    assert metrics["grpo/entropy"] > 0
+    after = [p for p in trainer.model.parameters() if p.requires_grad]
+    # rewards are all 0 (random model), so only the entropy bonus and KL move the weights
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))

@@ -326,7 +326,7 @@ class SearchQARollout:
             temperature=float(args.temperature),
             top_p=float(args.top_p if args.top_p is not None else 1.0),
             top_k=int(args.top_k or 0),
-            stop=self.env.template.stop_strings,
+            stop=self.env.stop_strings,
             seed=None,
         )
         vec = self._vector_env(len(indices))

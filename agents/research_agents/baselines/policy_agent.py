@@ -51,6 +51,13 @@ if TYPE_CHECKING:
 __all__ = ["ResearchPolicyAgent"]
 
 
+def _eos_suffix(env: SearchQAEnv, tokenizer: Any) -> str:
+    """The text to append to a segment that ended at EOS: the env's EOS text, or ``""``."""
+    if not env.protocol.ends_at_eos:
+        return ""
+    return str(env.eos_text or getattr(tokenizer, "eos_token", "") or "")
+
+
 class ResearchPolicyAgent:
     """Play SearchQA-v0 token by token with a causal LM, as the GRPO rollout does.
 
@@ -99,7 +106,8 @@ class ResearchPolicyAgent:
         self.generator = generator
         self.tokenizer = tokenizer
         self.max_turns = env.max_turns
-        self.stop: tuple[str, ...] = tuple(env.template.stop_strings)
+        self.stop: tuple[str, ...] = tuple(env.stop_strings)
+        self.eos_suffix = _eos_suffix(env, tokenizer)
         self.max_new_tokens = max_new_tokens
         self.max_response_tokens = max_response_tokens
         self.temperature = temperature
@@ -180,6 +188,8 @@ class ResearchPolicyAgent:
                 self._extend(traj, ids, gen.logprobs[: budgets[slot]])
                 traj.turns += 1
                 text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+                if self.eos_suffix and ids and ids[-1] == self.tokenizer.eos_token_id:
+                    text += self.eos_suffix  # the protocol ends the episode at EOS
                 actions[slot] = prefixes[slot] + text
         return {slot: actions[slot] for slot in observations}
 

@@ -95,6 +95,8 @@ def task_protocol(
             "invalid_action": env.invalid_action,
             "max_query_chars": env.max_query_chars,
             "parser_hash": parser_fingerprint(),
+            # Only the paper protocols are named, so the hashes of earlier results still hold.
+            **({"protocol": env.protocol.source} if env.protocol.name != "ours" else {}),
         },
         "template": template_fingerprint(env.template),
         "scoring": scoring_fingerprint(suite.env.reward),

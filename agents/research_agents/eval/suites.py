@@ -21,11 +21,13 @@ differ; suites do not. The built-in suites (:data:`SUITES`, :func:`get_suite`):
 ``research-paper``
     ReSearch's evaluation (arXiv 2503.19470): HotpotQA, 2WikiMultiHopQA and MuSiQue dev sets
     and Bamboogle test, in full, E5 top-5 over wiki-18 (served, e.g. by ``searchqa serve``),
-    template ``research_instruct``, reward ``research``, 8 turns of up to 1024 tokens.
+    template ``research_instruct``, ``protocol="research"`` (ReSearch's stop rule, result
+    blocks, answer extraction and reward; docs/fidelity.md), up to 8192 response tokens.
 ``searchr1-paper``
     Search-R1's evaluation (arXiv 2503.09516): NQ, TriviaQA, PopQA test, HotpotQA, 2Wiki,
-    MuSiQue dev and Bamboogle test, E5 top-3, template ``searchr1``, EM, 4 turns of up to 500
-    tokens, corrective observations after invalid actions.
+    MuSiQue dev and Bamboogle test, E5 top-3, template ``searchr1``, ``protocol="searchr1"``
+    (EM, 4 search turns of up to 500 tokens and a final turn without search, corrective
+    observations after invalid actions).
 
 The paper suites read the user's copies of the datasets with
 :func:`research_env.data.datasets.load_dataset` (FlashRAG's layout,
@@ -79,8 +81,11 @@ class EnvSettings:
     template: str = "research_compact"
     """Prompt template."""
 
-    last_turn: Literal["normal", "answer_only"] = "answer_only"
-    """``"answer_only"``: the last turn must answer."""
+    last_turn: Literal["normal", "answer_only", "no_search"] = "answer_only"
+    """``"answer_only"``: the last turn must answer; ``"no_search"``: Search-R1's final turn."""
+
+    protocol: str = "ours"
+    """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``."""
 
     invalid_action: Literal["terminate", "correct"] = "terminate"
     """What an invalid action does: end the episode, or get a corrective observation."""
@@ -357,10 +362,12 @@ def _research_paper(
         env=EnvSettings(
             retriever=retriever or DEFAULT_PAPER_RETRIEVER,
             top_k=5,
-            max_turns=8,
+            # ReSearch's evaluation has no turn limit, only the token budget; 64 is a cap.
+            max_turns=64,
             reward="research",
             template="research_instruct",
             last_turn="normal",
+            protocol="research",
         ),
         generation=GenerationSettings(
             max_new_tokens=1024,
@@ -394,11 +401,13 @@ def _searchr1_paper(
         env=EnvSettings(
             retriever=retriever or DEFAULT_PAPER_RETRIEVER,
             top_k=3,
-            max_turns=4,
+            # max_turns search turns plus Search-R1's final turn without search.
+            max_turns=5,
             reward="em",
             template="searchr1",
-            last_turn="normal",
+            last_turn="no_search",
             invalid_action="correct",
+            protocol="searchr1",
         ),
         generation=GenerationSettings(
             max_new_tokens=500,

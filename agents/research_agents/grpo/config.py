@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from research_agents.grpo.loss import AGGREGATIONS, Aggregation
 
+from research_env.protocols import PROTOCOLS
+
 
 @dataclass
 class GRPOConfig:
@@ -80,6 +82,14 @@ class GRPOConfig:
     template: str = "research_instruct"
     """Prompt template."""
 
+    protocol: str = "ours"
+    """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``; it
+    fixes stop strings, observation rendering, format check and reward (see
+    docs/fidelity.md). The fields above still override its limits."""
+
+    max_prompt_tokens: int | None = None
+    """Train only on questions whose prompt has at most this many tokens (ReSearch: 512)."""
+
     response_prefix: str = ""
     """Text forced at the start of each response (e.g. ``"<search>"``), loss mask 0."""
 
@@ -116,6 +126,13 @@ class GRPOConfig:
 
     beta: float = 0.0
     """Weight of the k3 KL to the frozen initial policy (0: no reference model is kept)."""
+
+    kl_clamp: float | None = None
+    """Clamp the per-token k3 estimate to ``[-kl_clamp, kl_clamp]`` (verl's ``low_var_kl``:
+    10); ``None``: unclamped."""
+
+    entropy_coef: float = 0.0
+    """Weight of the entropy bonus subtracted from the loss (ReSearch/verl: 0.001)."""
 
     aggregation: Aggregation = "token_mean"
     """Loss aggregation: ``token_mean`` | ``seq_mean_token_mean`` | ``seq_mean_token_sum_norm``."""
@@ -191,6 +208,15 @@ class GRPOConfig:
             (0 <= self.eps_low < 1, f"eps_low: expected in [0, 1), got {self.eps_low}"),
             (self.eps_high >= 0, f"eps_high: expected >= 0, got {self.eps_high}"),
             (self.beta >= 0, f"beta: expected >= 0, got {self.beta}"),
+            (
+                self.protocol in PROTOCOLS,
+                f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}",
+            ),
+            (self.entropy_coef >= 0, f"entropy_coef: expected >= 0, got {self.entropy_coef}"),
+            (
+                self.kl_clamp is None or self.kl_clamp > 0,
+                f"kl_clamp: expected > 0 or None, got {self.kl_clamp}",
+            ),
             (self.aggregation in AGGREGATIONS, f"aggregation: expected one of {AGGREGATIONS}"),
             (self.lr > 0, f"lr: expected > 0, got {self.lr}"),
             (self.temperature > 0, "temperature: rollouts need temperature > 0"),
@@ -246,19 +272,29 @@ PRESETS: dict[str, GRPOConfig] = {
         template="research_instruct",
         reward="research",
         top_k=5,
-        max_turns=8,
-        max_new_tokens=1024,
+        max_turns=64,
+        max_new_tokens=8192,
         max_response_tokens=8192,
         questions_per_step=256,
         group_size=5,
-        mini_batch_size=256,
+        # verl's ppo_mini_batch_size=256 counts prompts: 256 x 5 = the whole batch, so one
+        # optimiser update per batch, all on-policy (docs/fidelity.md).
+        mini_batch_size=1280,
+        epochs=1,
         eps_low=0.2,
         eps_high=0.2,
         beta=0.001,
+        kl_clamp=10.0,
+        entropy_coef=0.001,
+        weight_decay=0.01,
+        mask_truncated=False,
         lr=1e-6,
         temperature=1.0,
+        top_p=1.0,
         steps=2000,
         last_turn="normal",
+        protocol="research",
+        max_prompt_tokens=512,
     ),
 }
 """Named configurations (see :func:`get_preset`)."""

@@ -24,12 +24,17 @@ class LossOutput:
     kl: torch.Tensor
     clip_fraction: torch.Tensor
     ratio_mean: torch.Tensor
+    entropy: torch.Tensor | None = None
 
 
-def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token low-variance KL estimate ``exp(ref - logp) - (ref - logp) - 1`` (>= 0)."""
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
+    """Per-token low-variance KL estimate ``exp(ref - logp) - (ref - logp) - 1`` (>= 0).
+
+    ``clamp`` bounds the estimate to ``[-clamp, clamp]`` (verl's ``low_var_kl`` uses 10).
+    """
     d = ref_logp - logp
-    return torch.exp(d) - d - 1
+    kl = torch.exp(d) - d - 1
+    return kl if clamp is None else torch.clamp(kl, min=-clamp, max=clamp)
 
 
 def aggregate(
@@ -76,6 +81,9 @@ def grpo_loss(
     total_tokens: float | None = None,
     total_seqs: float | None = None,
     norm_len: float | None = None,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+    kl_clamp: float | None = None,
 ) -> LossOutput:
     """The clipped policy-gradient loss of GRPO, per token, aggregated.
 
@@ -92,12 +100,18 @@ def grpo_loss(
         total_tokens: Mask tokens in the whole mini-batch (gradient accumulation).
         total_seqs: Sequences in the whole mini-batch (gradient accumulation).
         norm_len: The constant length of ``seq_mean_token_sum_norm``.
+        entropy: Per-token entropy of the policy, [B, T], with gradient when
+            ``entropy_coef > 0`` (the bonus ``- entropy_coef * entropy`` is added to the loss).
+        entropy_coef: Weight of the entropy bonus (ReSearch/verl: 0.001).
+        kl_clamp: Clamp of the per-token k3 estimate (verl's ``low_var_kl``: 10).
 
     Returns:
         The loss and its parts; gradients flow only through ``logp`` at mask-1 tokens.
     """
     if beta > 0 and ref_logp is None:
         raise ValueError("beta > 0 needs ref_logp")
+    if entropy_coef > 0 and entropy is None:
+        raise ValueError("entropy_coef > 0 needs entropy")
     ratio = torch.exp(logp - old_logp.detach())
     adv = advantages.detach()[:, None]
     unclipped = -adv * ratio
@@ -110,12 +124,26 @@ def grpo_loss(
     pg = aggregate(per_token, maskf, aggregation, **kw)
     kl = torch.zeros((), dtype=logp.dtype)
     if ref_logp is not None:
-        kl_tok = torch.where(mask.bool(), k3_kl(logp, ref_logp.detach()), torch.zeros_like(logp))
+        kl_est = k3_kl(logp, ref_logp.detach(), kl_clamp)
+        kl_tok = torch.where(mask.bool(), kl_est, torch.zeros_like(logp))
         kl = aggregate(kl_tok, maskf, aggregation, **kw)
     loss = pg + beta * kl if beta > 0 else pg
+    ent = None
+    if entropy is not None:
+        ent_tok = torch.where(mask.bool(), entropy, torch.zeros_like(entropy))
+        ent = aggregate(ent_tok, maskf, aggregation, **kw)
+        if entropy_coef > 0:
+            loss = loss - entropy_coef * ent
     with torch.no_grad():
         n = maskf.sum().clamp(min=1)
         was_clipped = (clipped > unclipped) & mask.bool()
         clip_fraction = was_clipped.to(logp.dtype).sum() / n
         ratio_mean = (ratio * maskf).sum() / n
-    return LossOutput(loss, pg.detach(), kl.detach(), clip_fraction, ratio_mean)
+    return LossOutput(
+        loss,
+        pg.detach(),
+        kl.detach(),
+        clip_fraction,
+        ratio_mean,
+        None if ent is None else ent.detach(),
+    )

@@ -21,6 +21,7 @@ def token_logprobs(
     score_mask: torch.Tensor,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-prob of each token given the ones before it, at ``score_mask`` positions.
 
@@ -31,7 +32,8 @@ def token_logprobs(
         score_mask: 1 where a token's log-prob is wanted [B, L] (position 0 is never scored).
         temperature: Logits are divided by it, matching the sampler's log-probs (``0`` or
             ``1``: unscaled).
-        with_entropy: Also return the entropy of the next-token distribution (no gradient).
+        with_entropy: Also return the entropy of the next-token distribution.
+        entropy_grad: Keep the entropy's gradient (for an entropy bonus in the loss).
 
     Returns:
         ``(logp, entropy)``, each [B, L] with zeros outside ``score_mask``; entropy is ``None``
@@ -53,7 +55,7 @@ def token_logprobs(
     out[:, 1:] = out[:, 1:].masked_scatter(sel, picked)
     entropy = None
     if with_entropy:
-        with torch.no_grad():
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
             ent = -(logp_all.exp() * logp_all).sum(-1)
             entropy = torch.zeros_like(out)
             entropy[:, 1:] = entropy[:, 1:].masked_scatter(sel, ent)

@@ -159,6 +159,9 @@ def rollout(
 
     active = list(range(n))
     max_turns = [vec.envs[i].max_turns for i in range(n)]
+    eos_suffix = [
+        vec.envs[i].eos_text if vec.envs[i].protocol.ends_at_eos else "" for i in range(n)
+    ]
     while active:
         prefixes: dict[int, str] = {}
         for i in active:
@@ -206,6 +209,8 @@ def rollout(
             traj.old_logprobs.extend(lps)
             stats.generated_tokens += len(ids)
             text = str(tokenizer.decode(ids, skip_special_tokens=True))
+            if eos_suffix[i] and ids and ids[-1] == tokenizer.eos_token_id:
+                text += eos_suffix[i]  # the protocol ends the episode at EOS
             actions[i] = prefixes[i] + text
 
         t0 = time.perf_counter()

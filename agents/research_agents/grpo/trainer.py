@@ -142,6 +142,7 @@ class GRPOTrainer:
             "template": cfg.template,
             "tokenizer": self.tokenizer,
             "last_turn": cfg.last_turn,
+            "protocol": cfg.protocol,
         }
         local_groups = len(self.dist.share(cfg.questions_per_step))
         self.env: SearchQAVectorEnv = SearchQAVectorEnv(
@@ -149,7 +150,8 @@ class GRPOTrainer:
         )
         self.eval_env_kwargs = env_kwargs | {"reward": "em"}
         self._eval_env: SearchQAVectorEnv | None = None
-        self.stop = self.env.envs[0].template.stop_strings
+        self._fits: set[int] | None = None
+        self.stop = self.env.envs[0].stop_strings
         self.examples = self.env.envs[0].examples
 
         self.trainable_params = sum(p.numel() for p in params)
@@ -208,8 +210,11 @@ class GRPOTrainer:
     def sample_questions(self, step: int) -> list[int]:
         """The B question indices of ``step`` (a pure function of seed, step and curriculum)."""
         types = self.config.types_at(step)
+        fits = self._prompt_fits()
         pool = [
-            i for i, e in enumerate(self.examples) if not types or e.metadata.get("type") in types
+            i
+            for i, e in enumerate(self.examples)
+            if (not types or e.metadata.get("type") in types) and (fits is None or i in fits)
         ]
         if not pool:
             raise ValueError(f"step {step}: no training question of types {types}")
@@ -217,6 +222,28 @@ class GRPOTrainer:
         replace = len(pool) < self.config.questions_per_step
         picked = rng.choice(len(pool), self.config.questions_per_step, replace=replace)
         return [pool[int(i)] for i in picked]
+
+    def _prompt_fits(self) -> set[int] | None:
+        """Indices whose prompt has at most ``max_prompt_tokens`` tokens (``None``: no limit).
+
+        ReSearch drops longer prompts from its dataset before training; so do we.
+        """
+        limit = self.config.max_prompt_tokens
+        if limit is None:
+            return None
+        if self._fits is None:
+            env = self.env.envs[0]
+            self._fits = {
+                i
+                for i, e in enumerate(self.examples)
+                if len(
+                    self.tokenizer.encode(
+                        env.template.render(e.question, self.tokenizer), add_special_tokens=False
+                    )
+                )
+                <= limit
+            }
+        return self._fits
 
     # ---------------------------------------------------------------- loop
     def train(self) -> list[dict[str, Any]]:
@@ -425,7 +452,13 @@ class GRPOTrainer:
         ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
         old, advantages = old.to(device), advantages.to(device)
         logp, entropy = token_logprobs(
-            self.model, ids, attn, mask, cfg.temperature, with_entropy=True
+            self.model,
+            ids,
+            attn,
+            mask,
+            cfg.temperature,
+            with_entropy=True,
+            entropy_grad=cfg.entropy_coef > 0,
         )
         ref = None
         if self.ref_model is not None:
@@ -444,9 +477,12 @@ class GRPOTrainer:
             total_tokens=total_tokens,
             total_seqs=total_seqs,
             norm_len=float(cfg.max_response_tokens),
+            entropy=entropy if cfg.entropy_coef > 0 else None,
+            entropy_coef=cfg.entropy_coef,
+            kl_clamp=cfg.kl_clamp,
         )
         n = mask.sum().clamp(min=1)
-        ent = float((entropy * mask).sum() / n) if entropy is not None else 0.0
+        ent = float((entropy.detach() * mask).sum() / n) if entropy is not None else 0.0
         return {
             "loss": out.loss,
             "pg": out.pg_loss,

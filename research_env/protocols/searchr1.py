@@ -1,0 +1,104 @@
+r"""Search-R1's rules (PeterGriffinJin/Search-R1), re-implemented from their description.
+
+* **Turns.** Each generated turn is decoded without special tokens and cut after its first
+  ``</search>`` if it has one, else after its first ``</answer>`` — ``</search>`` wins even
+  when an answer closes earlier. The action is the first ``<search>…</search>`` or
+  ``<answer>…</answer>`` pair in the cut text (content stripped); none is an invalid action,
+  answered with a corrective message, and the episode goes on.
+* **Observation.** ``"\n\n<information>" + docs.strip() + "</information>\n\n"`` with each doc
+  ``"Doc {i}(Title: {first line of contents}) {rest of contents}\n"`` — the title keeps the
+  quotes of FlashRAG's ``"Title"`` line, and there is no space before ``(Title:``.
+* **Limits.** ``max_turns`` turns with search (2 in their scripts), then one final turn in
+  which a search is not executed; top-3 passages.
+* **Reward** (:func:`score`): over the decoded prompt + response, every ``<answer>…</answer>``
+  match; with one or none (the prompt's own example is one) the reward is 0, else the last
+  match, stripped, scores exact match (1 or 0). The normaliser is SQuAD's, as ReSearch's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from research_env.protocols.research import normalize
+
+__all__ = ["cut_turn", "extract_answer", "parse_turn", "render_passages", "score"]
+
+_ACTION_RE = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def cut_turn(text: str) -> str:
+    """Cut a decoded turn after its first ``</search>``, else after its first ``</answer>``.
+
+    Examples:
+        >>> cut_turn("<answer>a</answer><search>b</search> tail")
+        '<answer>a</answer><search>b</search>'
+    """
+    for tag in ("</search>", "</answer>"):
+        if tag in text:
+            return text.split(tag, 1)[0] + tag
+    return text
+
+
+def parse_turn(text: str) -> tuple[str | None, str]:
+    """The ``(action, content)`` of a cut turn: ``("search"|"answer"|None, stripped content)``.
+
+    Examples:
+        >>> parse_turn("<think>x</think><search> Peru </search>")
+        ('search', 'Peru')
+        >>> parse_turn("no tags")
+        (None, '')
+    """
+    match = _ACTION_RE.search(text)
+    if match is None:
+        return None, ""
+    return match.group(1), match.group(2).strip()
+
+
+def render_passages(contents: Sequence[str]) -> str:
+    r"""The observation Search-R1 inserts after a search, from the passages' ``contents``.
+
+    Examples:
+        >>> render_passages(['"Peru"\nLima is the capital.'])
+        '\n\n<information>Doc 1(Title: "Peru") Lima is the capital.</information>\n\n'
+    """
+    docs = ""
+    for i, content in enumerate(contents, start=1):
+        lines = content.split("\n")
+        docs += f"Doc {i}(Title: {lines[0]}) {chr(10).join(lines[1:])}\n"
+    return f"\n\n<information>{docs.strip()}</information>\n\n"
+
+
+def extract_answer(response: str, *, prompt: str | None = None) -> str | None:
+    """The last ``<answer>`` content of prompt + response, stripped; ``None`` with fewer than 2.
+
+    Args:
+        response: The generated turns with the observations interleaved.
+        prompt: The decoded prompt; ``None`` assumes one with exactly one
+            ``<answer>…</answer>`` example, as Search-R1's prompt has.
+
+    Examples:
+        >>> extract_answer("<answer> Lima </answer>")
+        'Lima'
+        >>> extract_answer("<answer> Lima </answer>", prompt="no example")
+    """
+    head = "<answer> example </answer>" if prompt is None else prompt
+    matches = _ANSWER_RE.findall(head + response)
+    return matches[-1].strip() if len(matches) > 1 else None
+
+
+def score(
+    response: str, golden_answers: str | Sequence[str], *, prompt: str | None = None
+) -> float:
+    """Search-R1's EM reward of one response (see :func:`extract_answer` for the arguments).
+
+    Returns:
+        1.0 or 0.0.
+    """
+    answer = extract_answer(response, prompt=prompt)
+    if answer is None:
+        return 0.0
+    golds = [golden_answers] if isinstance(golden_answers, str) else list(golden_answers)
+    pred = normalize(answer)
+    return float(any(normalize(g) == pred for g in golds))
