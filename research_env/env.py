@@ -103,8 +103,17 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     gym.make("SearchQA-v0", dataset="factbook", split="train", retriever="bm25", top_k=5,
              max_turns=4, reward="em", template="research_instruct", tokenizer=None,
              invalid_action="terminate", last_turn="normal", max_query_chars=512,
-             render_mode=None)
+             render_mode=None, protocol="ours", eos_text=None)
     ```
+    - ``protocol``: ``"ours"`` (the default, research-env's rules), ``"research"`` (ReSearch's
+      code: stop at ``</search>`` or EOS, ``"Title"\ntext`` result blocks, its format check,
+      answer extraction and F1/0.1 reward over the whole response) or ``"searchr1"``
+      (Search-R1's turn cut, ``<information>`` blocks, corrective messages, final turn
+      without search, EM over the last ``<answer>``). It sets ``top_k``, ``max_turns``,
+      ``reward``, ``template``, ``invalid_action`` and ``last_turn``; any of them passed
+      explicitly overrides it. See ``docs/fidelity.md``.
+    - ``eos_text``: the tokenizer's EOS text (default: ``tokenizer.eos_token``, else
+      ``<|im_end|>``); under ``research`` an action ending with it ends the episode.
     - ``dataset``: ``"factbook"``, a FlashRAG-style ``.jsonl`` path, or a list of ``QAExample``.
     - ``split``: ``"train"`` / ``"dev"`` / ``"test"`` (Factbook world only).
     - ``retriever``: ``"bm25"`` (bm25s backend), ``"bm25:rank_bm25"``, ``"closed"`` (each
@@ -118,6 +127,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     - ``invalid_action``: ``"terminate"`` or ``"correct"`` (Search-R1's corrective observation).
     - ``last_turn``: ``"normal"`` or ``"answer_only"``.
     - ``render_mode``: ``None`` or ``"ansi"`` (``render()`` returns the transcript).
+
+    Under ``protocol="research"`` a segment that does not contain ``</search>`` ends the
+    episode: the whole response is scored (``end_reason`` ``eos`` or ``over_length``, and
+    ``info["eos"]``). Read ``env.unwrapped.stop_strings`` for the stop strings to generate with.
 
     ## Version History
     - v0: initial release (Factbook world, BM25, EM reward).

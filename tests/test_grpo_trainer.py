@@ -263,3 +263,14 @@ def test_research_protocol_trains_with_entropy_bonus_and_clamped_kl(tmp_path: Pa
     after = [p for p in trainer.model.parameters() if p.requires_grad]
     # rewards are all 0 (random model), so only the entropy bonus and KL move the weights
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_template_file_reads_a_checkout_constant(tmp_path: Path) -> None:
+    from research_agents.grpo.trainer import _template_of
+
+    src = tmp_path / "template.py"
+    src.write_text('sys_prompt = """Think, search, answer in \\\\boxed{}."""\n', encoding="utf-8")
+    cfg = get_preset("tiny").replace(template_file=f"{src}:sys_prompt", protocol="research")
+    template = _template_of(cfg)
+    assert template.system_prompt == "Think, search, answer in \\boxed{}."
+    assert _template_of(get_preset("tiny")) == "research_compact"

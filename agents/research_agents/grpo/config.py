@@ -82,6 +82,11 @@ class GRPOConfig:
     template: str = "research_instruct"
     """Prompt template."""
 
+    template_file: str | None = None
+    """Read the prompt from a file instead: ``PATH`` (text) or ``PATH:CONSTANT`` (a string
+    constant of a ``.py`` file, e.g. a paper checkout's template; see
+    ``research_env.prompt_files``). Overrides ``template``."""
+
     protocol: str = "ours"
     """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``; it
     fixes stop strings, observation rendering, format check and reward (see

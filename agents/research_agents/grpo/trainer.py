@@ -58,6 +58,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _template_of(cfg: GRPOConfig) -> Any:
+    """``cfg.template``, or the template read from ``cfg.template_file`` (``PATH[:CONSTANT]``)."""
+    if not cfg.template_file:
+        return cfg.template
+    from research_env.templates import PromptTemplate
+
+    path, constant = cfg.template_file, ""
+    if ".py:" in path:
+        path, constant = path.rsplit(":", 1)
+    style = "searchr1" if cfg.protocol == "searchr1" else "research"
+    return PromptTemplate.from_file(path, constant=constant or None, style=style)
+
+
 def _load_hook(spec: str) -> Callable[[Trajectory], float]:
     import importlib
 
@@ -139,7 +152,7 @@ class GRPOTrainer:
             "top_k": cfg.top_k,
             "max_turns": cfg.max_turns,
             "reward": cfg.reward,
-            "template": cfg.template,
+            "template": _template_of(cfg),
             "tokenizer": self.tokenizer,
             "last_turn": cfg.last_turn,
             "protocol": cfg.protocol,
