@@ -29,22 +29,29 @@ Limits, each answered with a 4xx whose ``detail`` says what came and what is all
 
 * more than ``max_batch`` queries in one request → **413**;
 * a query longer than ``max_query_chars`` → **413** naming the query's index and length;
-* ``k`` above ``max_k`` → **400**; a body above ``max_body_bytes`` → **413**;
-* a malformed body (wrong types, missing field, ``k < 1``) → **422** (FastAPI's validation).
+* ``k`` above ``max_k`` → **400**;
+* a body above ``max_body_bytes`` → **413**, counted as the bytes arrive (chunked bodies too);
+  a body not complete within ``body_timeout_s`` → **408**;
+* a malformed body (wrong types, missing field, ``k < 1``, NaN or infinite ``k``) → **422**
+  with FastAPI's list of errors, each input echoed only as short JSON-safe text.
+
+Connections (:mod:`research_env.retrieval.server_connections`): a connection idle for
+``idle_timeout_s`` is closed, a request head must be complete ``header_timeout_s`` after its
+first byte, and above ``max_connections`` (lowered to fit the open-file limit) a new connection
+evicts the longest-idle one, so ``/health`` keeps answering however many clients sit idle.
 
 A :class:`~research_env.retrieval.RetrievalError` raised by the retriever becomes **503**
 ``{"detail": "retrieval failed: ..."}``; a full queue becomes 503 with ``Retry-After``; any other
 exception 500 with its type and message. Clients should retry 5xx and not 4xx
 (:class:`~research_env.retrieval.remote.RemoteRetriever` does).
 
-Micro-batching: every request is queued; one background task takes all queued requests (up to
-``max_queries_per_call`` queries), groups them by ``k``, drops duplicate queries and calls
-``retriever.search_batch`` once per group **in a worker thread**, so the event loop keeps
-accepting requests (and answering ``/health``) while the index works — the complaint of ReCall
-PR #39, where a synchronous retriever call blocked the whole server. Requests that arrive during
-a retriever call form the next batch; an idle batcher can also wait ``batch_window_ms`` after
-the first request for others to join (0 by default: no added latency). One retriever call runs
-at a time, so retrievers need not be thread-safe.
+Micro-batching (:mod:`research_env.retrieval.batching`): concurrent requests share few
+``retriever.search_batch`` calls, run in a worker thread, so the event loop keeps accepting
+requests (and answering ``/health``) while the index works — the complaint of ReCall PR #39,
+where a synchronous retriever call blocked the whole server. Responses are JSON-encoded in a
+worker thread too, one query's row at a time, so a large answer does not stall the loop either.
+
+``/docs``, ``/redoc`` and ``/openapi.json`` are off unless ``ServerConfig(docs=True)``.
 
 Simplified on purpose: one retriever per process (no pool of index copies, as FlashRAG's
 ``--num_retriever`` offers) and no authentication — bind to loopback (the default) or put the
@@ -55,25 +62,47 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
+import math
 import socket
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from research_env.data.types import Passage
 from research_env.retrieval.base import RetrievalError, Retriever
+from research_env.retrieval.batching import BatchStats, MicroBatcher, ServerOverloaded
+from research_env.retrieval.server_connections import (
+    ConnectionLimits,
+    ConnectionStats,
+    effective_max_connections,
+    guarded_protocol,
+)
+from research_env.retrieval.server_limits import BodyLimit
+
+__all__ = [
+    "BackgroundServer",
+    "BatchStats",
+    "MicroBatcher",
+    "ServerConfig",
+    "ServerOverloaded",
+    "bind_socket",
+    "create_app",
+    "is_loopback",
+    "serve",
+    "uvicorn_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +144,27 @@ class ServerConfig:
     """Queries queued or in flight above which new requests get 503 with ``Retry-After``."""
 
     max_body_bytes: int = 16 * 1024 * 1024
-    """Largest request body by its ``Content-Length`` (413 above)."""
+    """Largest request body, counted as it arrives (413 above; chunked bodies too)."""
+
+    max_connections: int = 1024
+    """Most open connections; lowered at start to stay 64 below the open-file limit. Above it,
+    a new connection evicts the one idle the longest."""
+
+    idle_timeout_s: float = 5.0
+    """Seconds a connection with no request in progress may stay silent (then it is closed)."""
+
+    header_timeout_s: float = 10.0
+    """Seconds from a request's first byte until its head (line and headers) must be complete."""
+
+    body_timeout_s: float = 30.0
+    """Seconds from a request's head until its whole body must have arrived (408 after)."""
+
+    send_timeout_s: float = 30.0
+    """Seconds one write of a response may wait on a client that does not read (then the
+    connection is closed)."""
+
+    docs: bool = False
+    """Serve FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json`` (off: less to expose)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -126,10 +175,17 @@ class ServerConfig:
             "max_queries_per_call",
             "max_pending_queries",
             "max_body_bytes",
+            "max_connections",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"expected {name} >= 1 (int), got {value!r}")
+        for name in ("idle_timeout_s", "header_timeout_s", "body_timeout_s", "send_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected {name} to be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"expected {name} > 0 (finite), got {value!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise ValueError(f"expected port to be an int, got {self.port!r}")
         if not 0 <= self.port <= 65535:
@@ -164,165 +220,6 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-# ----------------------------------------------------------------------------- batching
-class ServerOverloaded(RuntimeError):
-    """The batcher's queue is full; the request should be retried later."""
-
-
-@dataclass
-class BatchStats:
-    """Counters of the batcher since the server started (reported by ``/health``)."""
-
-    requests: int = 0
-    """Requests answered or failed."""
-
-    queries: int = 0
-    """Queries in those requests."""
-
-    retriever_calls: int = 0
-    """``search_batch`` calls made (fewer than ``requests`` when batching merges them)."""
-
-    retriever_queries: int = 0
-    """Queries sent to the retriever (duplicates within a call are sent once)."""
-
-    largest_call: int = 0
-    """Most queries sent in one call."""
-
-
-@dataclass
-class _Job:
-    queries: list[str]
-    k: int
-    future: asyncio.Future[list[list[Passage]]]
-
-
-class MicroBatcher:
-    """Merge concurrent requests into few ``search_batch`` calls, run off the event loop.
-
-    Args:
-        retriever: The index to query.
-        config: ``batch_window_ms``, ``max_queries_per_call`` and ``max_pending_queries`` apply.
-    """
-
-    def __init__(self, retriever: Retriever, config: ServerConfig) -> None:
-        self.retriever = retriever
-        self.config = config
-        self.stats = BatchStats()
-        self._jobs: deque[_Job] = deque()
-        self._pending = 0
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="searchqa-retriever")
-
-    @property
-    def pending(self) -> int:
-        """Queries queued or in flight."""
-        return self._pending
-
-    async def search(self, queries: Sequence[str], k: int) -> list[list[Passage]]:
-        """Queue ``queries`` for the next retriever call and wait for their passages.
-
-        Raises:
-            RetrievalError: Raised by the retriever for the call this request joined.
-            ServerOverloaded: When ``max_pending_queries`` would be exceeded.
-        """
-        if not queries:
-            return []
-        wakeup = self._start()
-        if self._pending + len(queries) > self.config.max_pending_queries:
-            raise ServerOverloaded(
-                f"server overloaded: {self._pending} queries pending "
-                f"(max_pending_queries={self.config.max_pending_queries}); retry later"
-            )
-        future: asyncio.Future[list[list[Passage]]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(list(queries), k, future))
-        self._pending += len(queries)
-        wakeup.set()
-        return await future
-
-    def _start(self) -> asyncio.Event:
-        if self._wakeup is None or self._task is None or self._task.done():
-            self._wakeup = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._loop(self._wakeup))
-        return self._wakeup
-
-    async def close(self) -> None:
-        """Stop the batcher; queued requests fail with ``RetrievalError``."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        while self._jobs:
-            job = self._jobs.popleft()
-            if not job.future.done():
-                job.future.set_exception(RetrievalError("the retrieval server is shutting down"))
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def _loop(self, wakeup: asyncio.Event) -> None:
-        window = self.config.batch_window_ms / 1000.0
-        while True:
-            await wakeup.wait()
-            wakeup.clear()
-            if not self._jobs:
-                continue
-            if window > 0 and self._pending < self.config.max_queries_per_call:
-                await asyncio.sleep(window)  # let concurrent requests join this call
-            while self._jobs:  # requests that queued during a call form the next batch
-                await self._run(self._take())
-
-    def _take(self) -> list[_Job]:
-        jobs: list[_Job] = []
-        size = 0
-        while self._jobs:
-            job = self._jobs[0]
-            if job.future.done():  # the client went away
-                self._jobs.popleft()
-                self._pending -= len(job.queries)
-                continue
-            if jobs and size + len(job.queries) > self.config.max_queries_per_call:
-                break
-            jobs.append(self._jobs.popleft())
-            size += len(job.queries)
-        return jobs
-
-    async def _run(self, jobs: list[_Job]) -> None:
-        groups: dict[int, list[_Job]] = {}
-        for job in jobs:
-            groups.setdefault(job.k, []).append(job)
-        loop = asyncio.get_running_loop()
-        try:
-            for k, group in groups.items():
-                unique = list(dict.fromkeys(q for job in group for q in job.queries))
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.retriever.search_batch, unique, k
-                    )
-                    if len(results) != len(unique):
-                        raise RetrievalError(
-                            f"{type(self.retriever).__name__}.search_batch returned "
-                            f"{len(results)} result lists for {len(unique)} queries"
-                        )
-                except Exception as e:  # RetrievalError -> 503, anything else -> 500
-                    for job in group:
-                        if not job.future.done():
-                            job.future.set_exception(e)
-                    continue
-                finally:
-                    self.stats.retriever_calls += 1
-                    self.stats.retriever_queries += len(unique)
-                    self.stats.largest_call = max(self.stats.largest_call, len(unique))
-                by_query = dict(zip(unique, results))
-                for job in group:
-                    if not job.future.done():
-                        job.future.set_result([by_query[q] for q in job.queries])
-        finally:
-            for job in jobs:
-                self._pending -= len(job.queries)
-                self.stats.requests += 1
-                self.stats.queries += len(job.queries)
-
-
 # ----------------------------------------------------------------------------- requests
 class ResearchSearchRequest(BaseModel):
     """ReSearch ``POST /search``: one query."""
@@ -348,10 +245,6 @@ class SearchR1Request(BaseModel):
     return_scores: bool = False
 
 
-def _doc(p: Passage) -> dict[str, str]:
-    return {"id": p.id, "contents": p.contents}
-
-
 def _check(config: ServerConfig, queries: Sequence[str], k: int | None, k_name: str) -> int:
     """Apply the caps to a request; return its ``k``."""
     if len(queries) > config.max_batch:
@@ -370,61 +263,152 @@ def _check(config: ServerConfig, queries: Sequence[str], k: int | None, k_name: 
     if k is None:
         return config.default_k
     if k > config.max_k:
-        raise HTTPException(400, f"{k_name}={k} exceeds the server's max_k={config.max_k}")
+        shown = str(k) if len(str(k)) <= 20 else f"{str(k)[:12]}... ({len(str(k))} digits)"
+        raise HTTPException(400, f"{k_name}={shown} exceeds the server's max_k={config.max_k}")
     return k
 
 
-class _BodyLimit:
-    """Refuse a request whose ``Content-Length`` exceeds ``max_bytes`` before reading it."""
+# ----------------------------------------------------------------------------- responses
+# Encoded in a worker thread, one row (one query's passages) per json.dumps call: the C encoder
+# holds the GIL for a whole call, so one call per row lets the event loop run between rows.
+_INLINE_PASSAGES = 64  # smaller responses are encoded on the loop (cheaper than a thread hop)
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = JSONResponse(
-                        {
-                            "detail": f"request body of {int(value)} bytes exceeds "
-                            f"max_body_bytes={self.max_bytes}"
-                        },
-                        status_code=413,
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _rows(parts: Any) -> bytes:
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _docs(hits: list[Passage]) -> list[dict[str, str]]:
+    return [{"id": p.id, "contents": p.contents} for p in hits]
+
+
+def _render_research(results: list[list[Passage]], scores: bool, single: bool) -> bytes:
+    """ReSearch: ``[doc, ...]`` or ``[[doc, ...], [score, ...]]``, per query unless ``single``."""
+    if single:
+        [hits] = results
+        docs = _dumps(_docs(hits))
+        return b"[" + docs + b"," + _dumps([p.score for p in hits]) + b"]" if scores else docs
+    docs = _rows(_dumps(_docs(hits)) for hits in results)
+    if not scores:
+        return docs
+    return b"[" + docs + b"," + _rows(_dumps([p.score for p in hits]) for hits in results) + b"]"
+
+
+def _render_searchr1(results: list[list[Passage]], scores: bool) -> bytes:
+    """Search-R1: ``{"result": [[{"document": doc, "score": s}, ...], ...]}`` (or docs only)."""
+    if scores:
+        rows = (
+            _dumps(
+                [{"document": {"id": p.id, "contents": p.contents}, "score": p.score} for p in h]
+            )
+            for h in results
+        )
+    else:
+        rows = (_dumps(_docs(hits)) for hits in results)
+    return b'{"result":' + _rows(rows) + b"}"
+
+
+_ECHO_CHARS = 100
+_ECHO_ITEMS = 10
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """``value`` as short, strictly JSON-encodable data (for echoing a client's input back).
+
+    >>> _json_safe([float("nan"), float("inf"), "x" * 200][:2])
+    ['nan', 'inf']
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return value if not isinstance(value, int) or len(str(value)) <= 20 else str(value)[:20]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return value if len(value) <= _ECHO_CHARS else value[: _ECHO_CHARS - 1] + "…"
+    if depth >= 3:
+        return _json_safe(repr(value))
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {str(k)[:_ECHO_CHARS]: _json_safe(v, depth + 1) for k, v in items[:_ECHO_ITEMS]}
+        if len(items) > _ECHO_ITEMS:
+            out["..."] = f"{len(items) - _ECHO_ITEMS} more keys"
+        return out
+    if isinstance(value, (list, tuple)):
+        shown = [_json_safe(v, depth + 1) for v in value[:_ECHO_ITEMS]]
+        if len(value) > _ECHO_ITEMS:
+            shown.append(f"... {len(value) - _ECHO_ITEMS} more items")
+        return shown
+    return _json_safe(str(value))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with FastAPI's error list, every echoed input made short and JSON-safe.
+
+    FastAPI's own handler echoes the input as is: a NaN ``top_n`` then cannot be encoded
+    (a 500), and a large malformed body is sent back whole.
+    """
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            key: _json_safe(error[key])
+            for key in ("type", "loc", "msg", "input", "ctx")
+            if key in error
+        }
+        for error in errors[:_ECHO_ITEMS]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 # ---------------------------------------------------------------------------------- app
-def create_app(retriever: Retriever, config: ServerConfig | None = None) -> FastAPI:
+def create_app(
+    retriever: Retriever,
+    config: ServerConfig | None = None,
+    *,
+    connections: tuple[ConnectionLimits, ConnectionStats] | None = None,
+) -> FastAPI:
     """Return a FastAPI app serving ``retriever`` with the ReSearch and Search-R1 endpoints.
 
     Args:
         retriever: Any :class:`~research_env.retrieval.Retriever`; it is called from one worker
             thread, one batch at a time.
-        config: Caps and batching (``host``/``port`` are used by :func:`serve`, not here).
+        config: Caps and batching (``host``/``port`` and the connection limits are used by
+            :func:`serve`, not here).
+        connections: The connection limits and counters of the server running the app, for
+            ``/health`` to report (:func:`serve` passes them).
 
     Returns:
         The app; its batcher is ``app.state.batcher`` (counters in ``.stats``).
     """
     config = config or ServerConfig()
     batcher = MicroBatcher(retriever, config)
+    encoder = ThreadPoolExecutor(2, thread_name_prefix="searchqa-encode")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await batcher.close()
+        encoder.shutdown(wait=False, cancel_futures=True)
 
+    hidden: dict[str, Any] = {} if config.docs else {"docs_url": None, "redoc_url": None}
     app = FastAPI(
         title="research-env retrieval server",
         description="ReSearch (/search, /batch_search) and Search-R1 (/retrieve) endpoints.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if config.docs else None,
+        **hidden,
     )
     app.state.batcher = batcher
     app.state.config = config
-    app.add_middleware(_BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
+        send_timeout_s=config.send_timeout_s,
+    )
 
     async def retrieve(queries: Sequence[str], k: int) -> list[list[Passage]]:
         try:
@@ -437,9 +421,18 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None) -> Fast
             logger.exception("retriever %s failed", type(retriever).__name__)
             raise HTTPException(500, f"retriever failed: {type(e).__name__}: {e}") from e
 
+    async def respond(
+        results: list[list[Passage]], render: Callable[..., bytes], *args: bool
+    ) -> Response:
+        if sum(len(hits) for hits in results) <= _INLINE_PASSAGES:
+            body = render(results, *args)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(encoder, render, results, *args)
+        return Response(body, media_type="application/json")
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "status": "healthy",
             "retriever": type(retriever).__name__,
             "retrievers": {"total": 1, "available": 0 if batcher.pending else 1},
@@ -450,39 +443,33 @@ def create_app(retriever: Retriever, config: ServerConfig | None = None) -> Fast
                 "max_k": config.max_k,
                 "default_k": config.default_k,
                 "max_body_bytes": config.max_body_bytes,
+                "body_timeout_s": config.body_timeout_s,
             },
             "stats": asdict(batcher.stats),
         }
+        if connections is not None:
+            limits, stats = connections
+            out["limits"].update(asdict(limits))
+            out["connections"] = asdict(stats)
+        return out
 
     @app.post("/search")
-    async def search(request: ResearchSearchRequest) -> JSONResponse:
+    async def search(request: ResearchSearchRequest) -> Response:
         k = _check(config, [request.query], request.top_n, "top_n")
-        [hits] = await retrieve([request.query], k)
-        docs = [_doc(p) for p in hits]
-        if request.return_score:
-            return JSONResponse([docs, [p.score for p in hits]])
-        return JSONResponse(docs)
+        results = await retrieve([request.query], k)
+        return await respond(results, _render_research, request.return_score, True)
 
     @app.post("/batch_search")
-    async def batch_search(request: ResearchBatchRequest) -> JSONResponse:
+    async def batch_search(request: ResearchBatchRequest) -> Response:
         k = _check(config, request.query, request.top_n, "top_n")
         results = await retrieve(request.query, k)
-        docs = [[_doc(p) for p in hits] for hits in results]
-        if request.return_score:
-            return JSONResponse([docs, [[p.score for p in hits] for hits in results]])
-        return JSONResponse(docs)
+        return await respond(results, _render_research, request.return_score, False)
 
     @app.post("/retrieve")
-    async def retrieve_searchr1(request: SearchR1Request) -> JSONResponse:
+    async def retrieve_searchr1(request: SearchR1Request) -> Response:
         k = _check(config, request.queries, request.topk, "topk")
         results = await retrieve(request.queries, k)
-        if request.return_scores:
-            out: list[list[Any]] = [
-                [{"document": _doc(p), "score": p.score} for p in hits] for hits in results
-            ]
-        else:
-            out = [[_doc(p) for p in hits] for hits in results]
-        return JSONResponse({"result": out})
+        return await respond(results, _render_searchr1, request.return_scores)
 
     return app
 
@@ -521,6 +508,37 @@ unless the network is trusted or a proxy in front authenticates.
 """
 
 
+def uvicorn_config(
+    retriever: Retriever,
+    config: ServerConfig,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> Any:
+    """Return the ``uvicorn.Config`` that serves ``retriever`` under ``config``.
+
+    The app of :func:`create_app`, spoken over h11 with the connection limits of ``config``
+    (idle / header timeouts; the connection cap, lowered to fit the open-file limit).
+    """
+    import uvicorn
+
+    limits = ConnectionLimits(
+        idle_timeout_s=config.idle_timeout_s,
+        header_timeout_s=config.header_timeout_s,
+        max_connections=effective_max_connections(config.max_connections),
+    )
+    protocol, stats = guarded_protocol(limits)
+    return uvicorn.Config(
+        create_app(retriever, config, connections=(limits, stats)),
+        host=config.host,
+        port=config.port,
+        log_level=log_level,
+        access_log=access_log,
+        http=protocol,
+        timeout_keep_alive=max(1, math.ceil(config.idle_timeout_s)),
+    )
+
+
 def serve(
     retriever: Retriever,
     config: ServerConfig | None = None,
@@ -544,13 +562,7 @@ def serve(
     config = config or ServerConfig()
     if not is_loopback(config.host):
         print(_EXPOSED_WARNING.format(host=config.host, port=config.port), file=sys.stderr)
-    uv_config = uvicorn.Config(
-        create_app(retriever, config),
-        host=config.host,
-        port=config.port,
-        log_level=log_level,
-        access_log=access_log,
-    )
+    uv_config = uvicorn_config(retriever, config, log_level=log_level, access_log=access_log)
     if sock is None:
         sock = bind_socket(config.host, config.port)  # bound now, so port 0 can be reported
     port = sock.getsockname()[1]
@@ -588,10 +600,8 @@ class BackgroundServer:
         import uvicorn
 
         self.config = config or ServerConfig()
-        self.app = create_app(retriever, self.config)
-        self._uvicorn = uvicorn.Config(
-            self.app, host=self.config.host, port=self.config.port, log_level=log_level
-        )
+        self._uvicorn = uvicorn_config(retriever, self.config, log_level=log_level)
+        self.app: FastAPI = self._uvicorn.app
         self._server = uvicorn.Server(self._uvicorn)
         self._thread: threading.Thread | None = None
         self.url = ""
