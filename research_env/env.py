@@ -413,13 +413,18 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             )
             format_ok = research_rules.check_format(ep.response)[0]
             try:
-                prediction = research_rules.extract_answer(ep.response)
+                # ReSearch's evaluation predicts "" for a response that ran over length.
+                prediction = research_rules.extract_answer(ep.response) if end.eos else None
             except research_rules.BoxError:
                 prediction = None
         else:
             prediction = searchr1_rules.extract_answer(ep.response, prompt=ep.prompt)
-            reward = searchr1_rules.score(ep.response, golds, prompt=ep.prompt)
-            format_ok = prediction is not None
+            if self.protocol.reward == "searchr1_format":
+                reward = searchr1_rules.score_format(ep.response, golds, prompt=ep.prompt)
+                format_ok = searchr1_rules.valid_sequence(ep.prompt + ep.response)[0]
+            else:
+                reward = searchr1_rules.score(ep.response, golds, prompt=ep.prompt)
+                format_ok = prediction is not None
         return float(reward), paper_components(prediction, golds, format_ok), prediction
 
     def _render(self, passages: Sequence[Passage]) -> str:

@@ -242,3 +242,40 @@ def searchr1_cases(seed: int, n: int) -> list[dict[str, Any]]:
         )
         case["eos"] = False
     return cases
+
+
+def _clean_searchr1(rng: random.Random, golds: list[str]) -> str:
+    sep = rng.choice(["\n", " ", "", "\n\n"])
+    parts = []
+    for _ in range(rng.randint(0, 2)):
+        parts.append("<think> I need to look it up. </think>")
+        parts.append(f"<search> {rng.choice(['capital of Peru', 'Paris'])} </search>")
+        doc = rng.choice(['"Peru"\nLima is the capital.', '"France"\nParis.', '"X"\nnothing'])
+        parts.append(f"\n\n<information>Doc 1(Title: {doc})</information>\n\n")
+    parts.append("<think> Now I know. </think>")
+    parts.append(f"<answer> {_answer_text(rng, golds)} </answer>")
+    text = sep.join(parts)
+    damage = rng.random()
+    if damage < 0.1:
+        text = "stray words " + text
+    elif damage < 0.2:
+        text = text + " trailing"
+    elif damage < 0.3:
+        text = text.replace("<think> Now I know. </think>", "", 1)
+    elif damage < 0.35:
+        text = text.replace("</information>", "", 1)
+    elif damage < 0.4:
+        text = text.replace("<think>", "<think> <search> q </search>", 1)
+    return text
+
+
+def searchr1_format_cases(seed: int, n: int) -> list[dict[str, Any]]:
+    """``n`` cases for Search-R1 v0.3's format-aware reward: half clean, half varied."""
+    rng = random.Random(seed + 1)
+    cases = searchr1_cases(seed, n)
+    for case in cases:
+        if rng.random() < 0.5:
+            case["response"] = _clean_searchr1(rng, case["golden_answers"])
+        if rng.random() < 0.1:  # a base-model prompt has no assistant marker
+            case["prompt"] = "Answer. For example, <answer> Beijing </answer>. Question: Q\n"
+    return cases

@@ -33,7 +33,7 @@ def _cases(name: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("name", ["research", "searchr1"])
+@pytest.mark.parametrize("name", ["research", "searchr1", "searchr1_format"])
 def test_score_response_agrees_with_the_papers_code(name: str) -> None:
     cases = _cases(name)
     assert len(cases) >= 500
@@ -265,7 +265,7 @@ system_template = """Be helpful and put answers in \\\\boxed{}."""
 def make_prefix(dp, template_type):
     question = dp["question"]
     if template_type == "base":
-        prefix = f"""Use <search> tags. For example, <answer> X </answer>. Question: {question}\\n"""
+        prefix = f"""Use <search>. For example, <answer> X </answer>. Question: {question}\\n"""
     else:
         raise NotImplementedError
     return prefix
@@ -298,3 +298,30 @@ def test_prompt_constants_are_read_without_running_the_file(tmp_path: Path) -> N
     txt = tmp_path / "prompt.txt"
     txt.write_text("Plain {question} here", encoding="utf-8")
     assert PromptTemplate.from_file(txt).render("Q") == "Plain Q here"
+
+
+def test_searchr1_format_reward_table() -> None:
+    head = "<|im_start|>user\nFor example <answer> B </answer><|im_end|>\n<|im_start|>assistant\n"
+    good = "<think> a </think>\n<answer> Lima </answer>"
+    wrong = "<think> a </think>\n<answer> Cusco </answer>"
+    for response, expected in [
+        (good, 1.0),
+        ("stray " + good, 0.8),
+        (wrong, 0.2),
+        ("stray " + wrong, 0.1),
+        ("<think> a </think>", 0.0),
+    ]:
+        got = score_response("searchr1_format", response, ["Lima"], eos=False, prompt=head)
+        assert got == pytest.approx(expected), response
+
+
+def test_searchr1_format_through_the_env() -> None:
+    env = _env("searchr1_format", top_k=1)  # the second passage holds a stray <answer>
+    env.reset(seed=0)
+    env.step("<think> x </think>\n<search> Peru </search>")
+    _, reward, terminated, _, info = env.step("<think> y </think>\n<answer> Lima </answer>")
+    assert terminated and info["reward_components"]["format_ok"] is False  # no chat marker
+    assert reward == score_response(
+        "searchr1_format", env.episode.response, ["Lima"], eos=False, prompt=env.episode.prompt
+    )
+    assert reward == pytest.approx(0.8)

@@ -11,6 +11,7 @@ code does, and :func:`trl_reward` wraps it as a TRL reward function.
                  format, ``Doc i (Title: t) text`` passages with tags defused, EM reward.
 ``research``     ReSearch (Agent-RL/ReCall @ 3b2fd14): see :mod:`.research`.
 ``searchr1``     Search-R1 (PeterGriffinJin/Search-R1): see :mod:`.searchr1`.
+``searchr1_format`` Search-R1 v0.3: the same turns, its format-aware reward.
 ================ =====================================================================
 
 Every way ``ours`` differs from each paper, and every remaining difference of the paper
@@ -106,6 +107,19 @@ PROTOCOLS: dict[str, SearchProtocol] = {
         stop_strings=("</search>",),
         ends_at_eos=True,
         source="Agent-RL/ReCall@3b2fd14",
+    ),
+    "searchr1_format": SearchProtocol(
+        name="searchr1_format",
+        rules="searchr1",
+        template="searchr1",
+        top_k=3,
+        max_turns=5,  # v0.3 scripts: max_turns=4, plus the final turn without search
+        reward="searchr1_format",
+        invalid_action="correct",
+        last_turn="no_search",
+        stop_strings=("</search>", "</answer>"),
+        ends_at_eos=False,
+        source="PeterGriffinJin/Search-R1 v0.3",
     ),
     "searchr1": SearchProtocol(
         name="searchr1",
@@ -223,6 +237,8 @@ def score_response(
         value, _reason = research.score(response, golds, eos=eos, eos_text=eos_text, prompt=prompt)
         return value
     if proto.rules == "searchr1":
+        if proto.reward == "searchr1_format":
+            return searchr1.score_format(response, golds, prompt=prompt)
         return searchr1.score(response, golds, prompt=prompt)
     return _ours_score(response, golds, proto.reward)
 
