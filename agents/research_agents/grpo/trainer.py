@@ -67,8 +67,9 @@ def _template_of(cfg: GRPOConfig) -> Any:
     path, constant = cfg.template_file, ""
     if ".py:" in path:
         path, constant = path.rsplit(":", 1)
-    style = "searchr1" if cfg.protocol == "searchr1" else "research"
-    return PromptTemplate.from_file(path, constant=constant or None, style=style)
+    if cfg.protocol.startswith("searchr1"):
+        return PromptTemplate.from_file(path, constant=constant or None, style="searchr1")
+    return PromptTemplate.from_file(path, constant=constant or None)
 
 
 def _load_hook(spec: str) -> Callable[[Trajectory], float]:
