@@ -274,3 +274,15 @@ def test_template_file_reads_a_checkout_constant(tmp_path: Path) -> None:
     template = _template_of(cfg)
     assert template.system_prompt == "Think, search, answer in \\boxed{}."
     assert _template_of(get_preset("tiny")) == "research_compact"
+
+
+def test_searchr1_preset_follows_the_papers_script() -> None:
+    cfg = get_preset("searchr1")
+    assert (cfg.protocol, cfg.top_k, cfg.max_turns, cfg.last_turn) == (
+        "searchr1",
+        3,
+        3,
+        "no_search",
+    )
+    assert cfg.rollouts_per_step == 2 * cfg.mini_batch_size  # two updates per batch
+    assert (cfg.beta, cfg.kl_clamp, cfg.entropy_coef, cfg.lr) == (0.001, 10.0, 0.001, 1e-6)

@@ -104,8 +104,9 @@ class GRPOConfig:
     final_prefix: str = ""
     """Text forced at the start of the last allowed turn (e.g. ``"<answer>"``), loss mask 0."""
 
-    last_turn: Literal["normal", "answer_only"] = "answer_only"
-    """``"answer_only"`` tells the model on its last turn that it must answer."""
+    last_turn: Literal["normal", "answer_only", "no_search"] = "answer_only"
+    """``"answer_only"`` tells the model on its last turn that it must answer;
+    ``"no_search"``: Search-R1's final turn, whose search is not run."""
 
     # --- GRPO
     questions_per_step: int = 8
@@ -303,6 +304,38 @@ PRESETS: dict[str, GRPOConfig] = {
     ),
 }
 """Named configurations (see :func:`get_preset`)."""
+
+# Search-R1's GRPO script (train_grpo.sh, Qwen2.5-3B, 8 GPUs) on our env: for GPU users.
+PRESETS["searchr1"] = GRPOConfig(
+    model="Qwen/Qwen2.5-3B",
+    generator="vllm",
+    dtype="bfloat16",
+    template="searchr1",
+    protocol="searchr1",
+    top_k=3,
+    max_turns=3,  # max_turns=2 search turns, then the final turn without search
+    last_turn="no_search",
+    max_new_tokens=500,
+    # Their context is 4096 tokens with up to 2048 for the prompt (max_start_length).
+    max_response_tokens=2048,
+    questions_per_step=512,
+    group_size=5,
+    # ppo_mini_batch_size=256 prompts x 5: two optimiser updates per batch of 512 prompts.
+    mini_batch_size=1280,
+    epochs=1,
+    eps_low=0.2,
+    eps_high=0.2,
+    beta=0.001,
+    kl_clamp=10.0,
+    entropy_coef=0.001,
+    weight_decay=0.01,
+    mask_truncated=False,
+    lr=1e-6,
+    warmup_steps=286,  # lr_warmup_steps_ratio=0.285 of 1005 steps
+    temperature=1.0,
+    top_p=1.0,
+    steps=1005,
+)
 
 _SINGLE_HOP = ("capital", "currency", "highest_point", "capital_reverse")
 
