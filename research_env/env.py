@@ -93,7 +93,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     ``reset`` info: ``question_id``, ``question_type``, ``index``, ``split``.
     ``step`` info: ``turn``, ``action_type`` (search | answer | invalid), ``query``,
     ``query_truncated``, ``retrieved_ids``, ``retrieved_titles``, ``num_searches``,
-    ``retrieval_error`` (``None`` or the message), ``invalid_reason``, ``prediction``,
+    ``retrieval_error`` (``None`` or the message), ``retrieval_error_kind`` (``None`` or the
+    error's kind: ``timeout``, ``connection``, ``server``, ``rejected``, ``bad_response``,
+    ``not_recorded``, ``unavailable``), ``invalid_reason``, ``prediction``,
     ``reward_components`` (always: ``em``, ``f1``, ``sub_em``, ``format_ok``,
     ``answer_in_retrieval``), and at the end ``golden_answers``, ``retrieval_failed`` and
     ``end_reason`` (answer | invalid | max_turns).
@@ -348,6 +350,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             "retrieved_ids": [],
             "retrieved_titles": [],
             "retrieval_error": None,
+            "retrieval_error_kind": None,
             "invalid_reason": None,
             "prediction": None,
         }
@@ -441,6 +444,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             message = str(retrieved) if retrieved is not None else "no retrieval result given"
             ep.retrieval_failed = True
             info["retrieval_error"] = message
+            info["retrieval_error_kind"] = getattr(retrieved, "kind", "unavailable")
             return self.template.format_error(message)
         ep.record_passages(retrieved)
         info["retrieved_ids"] = [p.id for p in retrieved]

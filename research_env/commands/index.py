@@ -111,20 +111,19 @@ def _open_corpus(path: Path) -> tuple[Sequence[Passage], str]:
 
 
 def _bm25(args: argparse.Namespace, corpus: Sequence[Passage]) -> tuple[Any, str]:
-    from research_env.retrieval.bm25 import BM25Config, BM25Retriever
+    from research_env.retrieval.bm25 import BM25Config, BM25Retriever, StaleIndexError
 
     config = BM25Config(
         backend=args.bm25_backend, k1=args.k1, b=args.b, title_weight=args.title_weight
     )
     out = repr(str(args.out.resolve()))
-    marker = args.out / "COMPLETE"
-    previous = marker.read_text() if marker.exists() else None
-    retriever = BM25Retriever(_ProgressCorpus(corpus), config, index_dir=args.out)
-    if previous is not None and previous != retriever.fingerprint:
+    try:  # the fingerprint in --out is checked before any index file there is read
+        retriever = BM25Retriever(_ProgressCorpus(corpus), config, index_dir=args.out)
+    except StaleIndexError as e:
         raise ValueError(
             f"{args.out} holds a BM25 index of another corpus or configuration (fingerprint "
-            f"{previous!r}, expected {retriever.fingerprint!r}); choose another --out or delete it"
-        )
+            f"{e.found!r}, expected {e.expected!r}); choose another --out or delete it"
+        ) from e
     code = (
         "from research_env.retrieval import BM25Config, BM25Retriever\n"
         f"retriever = BM25Retriever(corpus, {config!r}, index_dir=Path({out}))"

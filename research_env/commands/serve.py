@@ -65,6 +65,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=4096,
         help="most queries in one search_batch call of the retriever",
     )
+    guard = parser.add_argument_group("connections and bodies")
+    guard.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest request body, counted as it arrives (413 above; default 16 MiB)",
+    )
+    guard.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        help="most open connections (lowered to fit the open-file limit); above it a new "
+        "connection evicts the longest-idle one",
+    )
+    guard.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="close a connection with no request in progress after S silent seconds",
+    )
+    guard.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="a request head must be complete S seconds after its first byte",
+    )
+    guard.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="a request body must be complete S seconds after its head (408 after)",
+    )
+    guard.add_argument(
+        "--docs",
+        action="store_true",
+        help="serve FastAPI's /docs, /redoc and /openapi.json (off by default)",
+    )
     logs = parser.add_argument_group("logging")
     logs.add_argument(
         "--log-level",
@@ -117,6 +157,12 @@ def run(args: argparse.Namespace) -> int:
             batch_window_ms=args.batch_window_ms,
             max_queries_per_call=max(args.max_queries_per_call, args.max_batch),
             max_pending_queries=max(65536, args.max_batch),
+            max_body_bytes=args.max_body_bytes,
+            max_connections=args.max_connections,
+            idle_timeout_s=args.idle_timeout,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            docs=args.docs,
         )
     except ValueError as e:
         print(f"searchqa serve: {e}", file=sys.stderr)

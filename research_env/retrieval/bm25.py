@@ -10,7 +10,10 @@
 
 Both index the same token lists (see :mod:`research_env.retrieval.tokenize`) with the same
 ``k1``/``b``. The index is built once per (corpus, config) and stored under the cache directory;
-later constructions load it.
+later constructions load it. A stored index is used only when the fingerprint in its
+``COMPLETE`` marker is that of the corpus and config at hand (else :class:`StaleIndexError`),
+and it is stored as arrays and JSON, never as a pickle: an index directory can come from
+anywhere, and loading one runs no code.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import pickle
 import threading
 import time
 from collections.abc import Sequence
@@ -99,6 +101,24 @@ class _Engine(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
+class StaleIndexError(ValueError):
+    """An index directory holds the index of another corpus or configuration.
+
+    Args:
+        directory: The index directory.
+        found: The fingerprint its ``COMPLETE`` marker names.
+        expected: The fingerprint of the corpus and config at hand.
+    """
+
+    def __init__(self, directory: Path, found: str, expected: str) -> None:
+        super().__init__(
+            f"{directory} holds a BM25 index of another corpus or configuration (fingerprint "
+            f"{found!r}; this corpus and config give {expected!r}): delete it or choose "
+            "another index_dir"
+        )
+        self.directory, self.found, self.expected = directory, found, expected
+
+
 def _readonly(array: npt.NDArray[Any], dtype: type) -> npt.NDArray[Any]:
     # One dtype and one (read-only) flag for built and memory-mapped arrays alike, so the numba
     # kernel is compiled for one signature. No copy unless the dtype differs.
@@ -168,6 +188,10 @@ class _Bm25sEngine:
         model = bm25s.BM25(k1=config.k1, b=config.b, method="lucene")
         model.index(corpus_tokens, show_progress=False)
         return cls(model, config, None)
+
+    @classmethod
+    def saved(cls, directory: Path) -> bool:
+        return (directory / "params.index.json").is_file()
 
     @classmethod
     def load(cls, directory: Path, config: BM25Config) -> _Bm25sEngine:
@@ -254,6 +278,12 @@ class _Bm25sEngine:
 
 
 class _RankBm25Engine:
+    """rank_bm25's ``BM25Okapi``, stored as JSON (its counts, idf and lengths; no pickle)."""
+
+    FILE = "rank_bm25.json"
+    _FORMAT = "research-env/rank_bm25"
+    _FLOATS = ("k1", "b", "epsilon", "avgdl", "average_idf")
+
     def __init__(self, model: Any) -> None:
         self.model = model
 
@@ -264,12 +294,57 @@ class _RankBm25Engine:
         return cls(BM25Okapi(corpus_tokens, k1=config.k1, b=config.b))
 
     @classmethod
+    def saved(cls, directory: Path) -> bool:
+        return (directory / cls.FILE).is_file()
+
+    @classmethod
     def load(cls, directory: Path, config: BM25Config) -> _RankBm25Engine:
-        with open(directory / "rank_bm25.pkl", "rb") as f:
-            return cls(pickle.load(f))
+        from rank_bm25 import BM25Okapi
+
+        path = directory / cls.FILE
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        problem = cls._check_state(state)
+        if problem:
+            raise ValueError(f"{path}: not a rank_bm25 index saved by research-env ({problem})")
+        model = BM25Okapi.__new__(BM25Okapi)  # filled from the file, not recomputed
+        for name in cls._FLOATS:
+            setattr(model, name, float(state[name]))
+        model.corpus_size = len(state["doc_len"])
+        model.doc_len = state["doc_len"]
+        model.doc_freqs = state["doc_freqs"]
+        model.idf = state["idf"]
+        model.tokenizer = None
+        return cls(model)
+
+    @classmethod
+    def _check_state(cls, state: Any) -> str:
+        if not isinstance(state, dict) or state.get("format") != cls._FORMAT:
+            return f"expected format {cls._FORMAT!r}"
+        if state.get("version") != 1:
+            return f"expected version 1, got {state.get('version')!r}"
+        for name in cls._FLOATS:
+            value = state.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{name} must be a number, got {value!r}"
+        doc_len, doc_freqs, idf = state.get("doc_len"), state.get("doc_freqs"), state.get("idf")
+        if not (isinstance(doc_len, list) and isinstance(doc_freqs, list) and doc_len):
+            return "doc_len and doc_freqs must be non-empty lists"
+        if len(doc_len) != len(doc_freqs):
+            return f"{len(doc_len)} document lengths for {len(doc_freqs)} documents"
+        if not all(isinstance(n, int) for n in doc_len):
+            return "doc_len must hold integers"
+        if not all(isinstance(d, dict) for d in doc_freqs) or not isinstance(idf, dict):
+            return "doc_freqs must hold objects and idf must be an object"
+        return ""
 
     def save(self, directory: Path) -> None:
-        atomic_write_bytes(directory / "rank_bm25.pkl", pickle.dumps(self.model, protocol=5))
+        m = self.model
+        state = {"format": self._FORMAT, "version": 1}
+        state.update({name: float(getattr(m, name)) for name in self._FLOATS})
+        state.update(doc_len=list(m.doc_len), doc_freqs=m.doc_freqs, idf=m.idf)
+        data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        atomic_write_bytes(directory / self.FILE, data)
 
     def topk(self, queries: list[list[str]], k: int) -> TopK:
         return [
@@ -316,8 +391,15 @@ class BM25Retriever:
         index_dir: Where to persist the index. ``None`` (default) uses
             ``cache_dir()/bm25/<backend>-<fingerprint>``; the fingerprint covers the corpus
             content and the settings the index depends on, so a changed corpus gets a fresh
-            index. The ``bm25s`` index is memory-mapped when loaded.
+            index. A directory whose ``COMPLETE`` marker names another fingerprint (the corpus
+            was edited, or other settings) is refused, never used silently. The ``bm25s``
+            index is memory-mapped when loaded.
         persist: Set ``False`` to build in memory and never touch the disk.
+
+    Raises:
+        StaleIndexError: If ``index_dir`` holds the index of another corpus or configuration.
+        ValueError: If ``index_dir`` holds index files that cannot be read (the message names
+            the directory and the fault), or the corpus is empty.
 
     Example:
         >>> from research_env.data.types import Passage
@@ -353,10 +435,22 @@ class BM25Retriever:
         self.index_dir: Path | None = directory if persist else None
         """Where the index is stored (``None`` when ``persist=False``)."""
         if persist and done_marker.exists():
-            start = time.perf_counter()
-            self._engine: _Engine = engine_cls.load(directory, self.config)
-            self.load_seconds = time.perf_counter() - start
-            return
+            found = done_marker.read_bytes().decode("utf-8", errors="replace").strip()
+            if found != self.fingerprint:  # checked before any index file is opened
+                raise StaleIndexError(directory, found[:40], self.fingerprint)
+            if engine_cls.saved(directory):
+                start = time.perf_counter()
+                try:
+                    self._engine: _Engine = engine_cls.load(directory, self.config)
+                except (OSError, ValueError, KeyError, TypeError) as e:
+                    raise ValueError(
+                        f"{directory}: cannot load the {self.config.backend} index "
+                        f"({type(e).__name__}: {e}); delete the directory to rebuild it"
+                    ) from e
+                self.load_seconds = time.perf_counter() - start
+                return
+            # Same fingerprint, but no file this version reads (e.g. an old rank_bm25.pkl,
+            # which is never unpickled): rebuild below.
         start = time.perf_counter()
         tokens = [
             tokenize(" ".join([p.title] * self.config.title_weight + [p.text])) for p in corpus

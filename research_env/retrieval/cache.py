@@ -79,6 +79,8 @@ class CachedRetriever:
             With ``replay`` it is optional: when given (or when ``inner`` has one), it must
             match the file's.
         max_entries: Size of the in-memory LRU when there is no ``path``.
+        max_bytes: Approximate bytes the in-memory LRU may hold (queries and passage texts),
+            when there is no ``path``: queries can come from clients, up to kilobytes each.
 
     Raises:
         ValueError: On an unknown mode, a missing ``path`` or ``inner``, a file written for
@@ -105,6 +107,7 @@ class CachedRetriever:
         path: str | Path | None = None,
         fingerprint: str | None = None,
         max_entries: int = 100_000,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"expected mode in {MODES}, got {mode!r}")
@@ -119,8 +122,9 @@ class CachedRetriever:
             )
         if path is None and mode != "cache":
             raise ValueError(f"mode={mode!r} needs path= (the JSONL results file)")
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"expected max_entries >= 1, got {max_entries!r}")
+        for name, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"expected {name} >= 1, got {value!r}")
         own = getattr(inner, "fingerprint", None)
         if own is not None and fingerprint is not None and str(own) != fingerprint:
             raise ValueError(
@@ -137,6 +141,8 @@ class CachedRetriever:
         self.mode: CacheMode = mode
         self.path = Path(path) if path is not None else None
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0  # approximate size of the in-memory LRU's entries
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, list[Passage]] = OrderedDict()
@@ -248,7 +254,8 @@ class CachedRetriever:
                 more = f" ({len(missing) - 1} more in this batch)" if len(missing) > 1 else ""
                 raise RetrievalError(
                     f"replay: no recorded result for query {missing[0][2]!r} (k={k}) "
-                    f"in {self.path}{more}"
+                    f"in {self.path}{more}",
+                    kind="not_recorded",
                 )
             assert self.inner is not None
             with self._lock:
@@ -257,7 +264,8 @@ class CachedRetriever:
             if len(results) != len(missing):
                 raise RetrievalError(
                     f"{type(self.inner).__name__}.search_batch returned {len(results)} results "
-                    f"for {len(missing)} queries"
+                    f"for {len(missing)} queries",
+                    kind="bad_response",
                 )
             with self._lock:
                 for key, passages in zip(missing, results):
@@ -266,6 +274,9 @@ class CachedRetriever:
         return [list(found[key]) for key in keys]
 
     def _store(self, key: Key, passages: list[Passage]) -> None:
+        previous = self._entries.pop(key, None)
+        if previous is not None and self.path is None:
+            self._bytes -= _entry_bytes(key, previous)
         self._entries[key] = passages
         if self._file is not None:
             self._write_line(
@@ -278,9 +289,20 @@ class CachedRetriever:
                     ],
                 }
             )
-        elif self.path is None and len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        elif self.path is None:
+            self._bytes += _entry_bytes(key, passages)
+            while len(self._entries) > 1 and (
+                len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+            ):
+                old_key, old = self._entries.popitem(last=False)
+                self._bytes -= _entry_bytes(old_key, old)
 
     def __len__(self) -> int:
         """Number of cached results."""
         return len(self._entries)
+
+
+def _entry_bytes(key: Key, passages: list[Passage]) -> int:
+    """Approximate memory of one cached result: its query, its passages' strings, overhead."""
+    strings = sum(len(p.id) + len(p.title) + len(p.text) for p in passages)
+    return len(key[2]) + strings + 120 * (1 + len(passages))

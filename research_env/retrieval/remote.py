@@ -14,9 +14,16 @@ Scores are always requested. Documents come back as ``{"id", "contents"}`` with 
 
 Failures never turn into passages: connection errors, timeouts and 5xx / 429 answers are
 retried with exponential backoff (``backoff_s``, doubled each time, capped at ``max_backoff_s``,
-with jitter); 4xx answers are not retried. Whatever still fails raises
-:class:`~research_env.retrieval.RetrievalError` naming the URL, the status and a short detail,
-which the env reports in ``info["retrieval_error"]`` with a marked observation.
+with jitter); 4xx answers are not retried. One call never takes longer than
+``total_timeout_s`` (30 s by default: a hung server costs a step at most that, all attempts and
+waits included). Whatever still fails raises :class:`~research_env.retrieval.RetrievalError`
+naming the URL, the status and a short detail, with a ``kind`` (``"timeout"``,
+``"connection"``, ``"server"``, ``"rejected"``, ``"bad_response"``), which the env reports in
+``info["retrieval_error"]`` / ``info["retrieval_error_kind"]`` with a marked observation.
+
+Options can ride on the URL's query string, so a ``retriever=`` string can carry them:
+``"remote:http://127.0.0.1:8000?timeout_s=5&retries=1&total_timeout_s=12"`` (any scalar field
+of :class:`RemoteConfig`).
 
 One ``httpx.Client`` per retriever keeps connections alive (pooled, thread-safe). httpx is
 imported on first use, so this module imports with the env's own dependencies only.
@@ -25,16 +32,18 @@ imported on first use, so this module imports with the env's own dependencies on
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from research_env.data.corpus import split_contents
 from research_env.data.types import Passage
-from research_env.retrieval.base import RetrievalError, check_k
+from research_env.retrieval.base import RetrievalError, RetrievalErrorKind, check_k
 
 if TYPE_CHECKING:
     import httpx
@@ -55,14 +64,18 @@ class RemoteConfig:
     protocol: RemoteProtocol = "research"
     """``"research"`` (``/search``, ``/batch_search``) or ``"searchr1"`` (``/retrieve``)."""
 
-    timeout_s: float = 30.0
+    timeout_s: float = 10.0
     """Seconds to wait for a response (read, write and pool timeouts) per attempt."""
 
     connect_timeout_s: float = 5.0
     """Seconds to wait for a connection per attempt."""
 
-    retries: int = 3
+    retries: int = 2
     """Attempts after the first one for connection errors, timeouts, 5xx and 429."""
+
+    total_timeout_s: float | None = 30.0
+    """Most seconds one call may take, attempts and waits between them included (each
+    attempt's timeouts shrink to fit what is left); ``None``: no overall limit."""
 
     backoff_s: float = 0.5
     """Delay before the first retry; doubled before each further one."""
@@ -83,6 +96,15 @@ class RemoteConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
             raise ValueError(f"expected url to start with http:// or https://, got {self.url!r}")
+        if "?" in self.url or "#" in self.url:
+            raise ValueError(
+                f"expected a base url without '?' or '#', got {self.url!r}: pass options as "
+                "RemoteConfig fields, or the url to RemoteConfig.from_url / RemoteRetriever"
+            )
+        if self.total_timeout_s is not None and not (
+            not isinstance(self.total_timeout_s, bool) and self.total_timeout_s > 0
+        ):
+            raise ValueError(f"expected total_timeout_s > 0 or None, got {self.total_timeout_s!r}")
         if self.url.rstrip("/") != self.url:
             object.__setattr__(self, "url", self.url.rstrip("/"))
         if self.protocol not in PROTOCOLS:
@@ -100,22 +122,93 @@ class RemoteConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"expected {name} >= 1 (int), got {value!r}")
 
+    @classmethod
+    def from_url(cls, url: str, protocol: RemoteProtocol = "research") -> RemoteConfig:
+        """A config from a URL whose query string carries options.
+
+        Args:
+            url: ``http://host:port`` optionally followed by ``?name=value&...`` for any scalar
+                field (``timeout_s``, ``connect_timeout_s``, ``total_timeout_s`` (``none`` for
+                no limit), ``retries``, ``backoff_s``, ``max_backoff_s``, ``jitter``,
+                ``max_connections``, ``max_batch``).
+            protocol: The protocol (not an option of the URL).
+
+        Raises:
+            ValueError: On an unknown option or a value of the wrong type, naming both.
+
+        >>> c = RemoteConfig.from_url("http://127.0.0.1:8000?timeout_s=2.5&retries=0")
+        >>> c.url, c.timeout_s, c.retries
+        ('http://127.0.0.1:8000', 2.5, 0)
+        """
+        if not isinstance(url, str):
+            raise ValueError(f"expected url to be a string, got {url!r}")
+        parts = urlsplit(url)
+        options: dict[str, Any] = {}
+        if parts.query:
+            try:
+                pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+            except ValueError as e:
+                raise ValueError(f"{url!r}: malformed options {parts.query!r} ({e})") from e
+            for name, text in pairs:
+                options[name] = _option(url, name, text)
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        if parts.fragment:
+            raise ValueError(f"{url!r}: expected no '#fragment' in a server url")
+        if not options:
+            return cls(url=base, protocol=protocol)
+        try:
+            return cls(url=base, protocol=protocol, **options)
+        except ValueError as e:
+            raise ValueError(f"{url!r}: {e}") from e
+
+
+_OPTION_TYPES: dict[str, str] = {
+    f.name: str(f.type) for f in fields(RemoteConfig) if f.name not in ("url", "protocol")
+}
+
+
+def _option(url: str, name: str, text: str) -> Any:
+    """The value of option ``name`` given as ``text`` in ``url``."""
+    kind = _OPTION_TYPES.get(name)
+    if kind is None:
+        raise ValueError(
+            f"{url!r}: unknown option {name!r}; expected one of {', '.join(_OPTION_TYPES)}"
+        )
+    if kind == "bool":
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{url!r}: option {name}={text!r}: expected true or false")
+    if kind.endswith("None") and text.lower() in ("none", "null", ""):
+        return None
+    try:
+        value: float = int(text) if kind == "int" else float(text)
+    except ValueError:
+        expected = "an integer" if kind == "int" else "a number of seconds"
+        raise ValueError(f"{url!r}: option {name}={text!r}: expected {expected}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{url!r}: option {name}={text!r}: expected a finite number")
+    return value
+
 
 class RemoteRetriever:
     """Query a retrieval server (``searchqa serve``, FlashRAG, Search-R1) over HTTP.
 
     Args:
-        url: The server's base URL, or a full :class:`RemoteConfig`.
+        url: The server's base URL (options may follow as a query string, see
+            :meth:`RemoteConfig.from_url`), or a full :class:`RemoteConfig`.
         protocol: ``"research"`` (default) or ``"searchr1"``; only with a URL (a
             ``RemoteConfig`` carries its own).
 
     Example:
         >>> r = RemoteRetriever("http://127.0.0.1:8000", protocol="searchr1")
-        >>> r.config.protocol, r.config.retries
-        ('searchr1', 3)
+        >>> r.config.protocol, r.config.retries, r.config.total_timeout_s
+        ('searchr1', 2, 30.0)
 
     ``gym.make("SearchQA-v0", retriever="remote:http://127.0.0.1:8000")`` builds one too
-    (``"remote+searchr1:http://..."`` for the Search-R1 protocol).
+    (``"remote+searchr1:http://..."`` for the Search-R1 protocol;
+    ``"remote:http://127.0.0.1:8000?timeout_s=5&retries=1"`` with options).
     """
 
     def __init__(self, url: str | RemoteConfig, protocol: RemoteProtocol | None = None) -> None:
@@ -124,7 +217,7 @@ class RemoteRetriever:
                 raise TypeError("pass protocol inside the RemoteConfig, not next to it")
             self.config = url
         else:
-            self.config = RemoteConfig(url=url, protocol=protocol or "research")
+            self.config = RemoteConfig.from_url(url, protocol=protocol or "research")
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._random = random.Random()
@@ -169,7 +262,8 @@ class RemoteRetriever:
             if len(results) != start + len(chunk):
                 raise RetrievalError(
                     f"{self.config.url}: got {len(results) - start} result lists for "
-                    f"{len(chunk)} queries"
+                    f"{len(chunk)} queries",
+                    kind="bad_response",
                 )
         return results
 
@@ -181,7 +275,10 @@ class RemoteRetriever:
         """
         data = self._request("GET", "/health", None)
         if not isinstance(data, dict):
-            raise RetrievalError(f"{self.config.url}/health: expected a JSON object, got {data!r}")
+            raise RetrievalError(
+                f"{self.config.url}/health: expected a JSON object, got {_short(repr(data))}",
+                kind="bad_response",
+            )
         return data
 
     # -------------------------------------------------------------------------- lifecycle
@@ -235,36 +332,63 @@ class RemoteRetriever:
     def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         import httpx
 
-        url = self.config.url + path
-        attempts = self.config.retries + 1
-        failure = ""
+        c = self.config
+        url = c.url + path
+        attempts = c.retries + 1
+        start = time.monotonic()
+        deadline = math.inf if c.total_timeout_s is None else start + c.total_timeout_s
+        failure, made = "", 0
+        kind: RetrievalErrorKind = "unavailable"
+        status: int | None = None
         for attempt in range(attempts):
             if attempt:
-                time.sleep(self._delay(attempt))
+                delay = self._delay(attempt)
+                if time.monotonic() + delay >= deadline:
+                    break
+                time.sleep(delay)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            timeout = httpx.Timeout(min(c.timeout_s, left), connect=min(c.connect_timeout_s, left))
+            made += 1
             try:
-                response = self._http().request(method, url, json=payload)
+                response = self._http().request(method, url, json=payload, timeout=timeout)
             except httpx.RequestError as e:  # connection refused / reset, timeouts, ...
                 failure = f"{type(e).__name__}: {e}".rstrip(": ")
+                kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connection"
+                status = None
                 continue
             status = response.status_code
             if status >= 500 or status in _RETRIED_STATUS:
                 failure = f"HTTP {status}: {_detail(response)}"
+                kind = "server"
                 continue
             if status >= 400:
-                raise RetrievalError(f"{url}: HTTP {status} (not retried): {_detail(response)}")
+                raise RetrievalError(
+                    f"{url}: HTTP {status} (not retried): {_detail(response)}",
+                    kind="rejected",
+                    status=status,
+                )
             try:
                 return response.json()
             except ValueError as e:
                 raise RetrievalError(
-                    f"{url}: HTTP {status} with a body that is not JSON: {_short(response.text)}"
+                    f"{url}: HTTP {status} with a body that is not JSON: {_short(response.text)}",
+                    kind="bad_response",
+                    status=status,
                 ) from e
-        raise RetrievalError(f"{url}: {failure} (gave up after {attempts} attempts)")
+        spent = time.monotonic() - start
+        why = f"gave up after {made} attempt{'s' if made != 1 else ''}"
+        if made < attempts:
+            why += f", {spent:.1f} s of total_timeout_s={c.total_timeout_s} spent"
+        raise RetrievalError(f"{url}: {failure} ({why})", kind=kind, status=status)
 
     # ---------------------------------------------------------------------------- parsing
     def _bad(self, path: str, expected: str, got: Any) -> RetrievalError:
         return RetrievalError(
             f"{self.config.url}{path}: unexpected response, expected {expected}, "
-            f"got {_short(json.dumps(got, default=str))}"
+            f"got {_short(json.dumps(got, default=str))}",
+            kind="bad_response",
         )
 
     def _parse_research_one(self, data: Any, k: int) -> list[Passage]:

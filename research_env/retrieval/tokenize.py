@@ -17,10 +17,30 @@ _WORD = re.compile(r"\w+")
 STOPWORDS: frozenset[str] = frozenset(STOPWORDS_EN)
 
 
-@lru_cache(maxsize=65536)
-def _fold(word: str) -> str:
+FOLD_CACHE_WORDS = 16384
+"""Most non-ASCII words whose accent folding is cached."""
+
+FOLD_CACHE_MAX_CHARS = 32
+"""Longest word whose folding is cached. Queries come from clients (a server tokenizes what it
+is sent): with this bound the cache holds at most ~16k words of 32 characters, a few MB, however
+many distinct long words arrive. ASCII words need no folding and are never cached."""
+
+
+def _fold_uncached(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_fold_cached = lru_cache(maxsize=FOLD_CACHE_WORDS)(_fold_uncached)
+
+
+def _fold(word: str) -> str:
+    """``word`` without accents (``perú`` → ``peru``); ASCII words come back as they are."""
+    if word.isascii():  # NFKD leaves ASCII unchanged and it has no combining marks
+        return word
+    if len(word) <= FOLD_CACHE_MAX_CHARS:
+        return _fold_cached(word)
+    return _fold_uncached(word)
 
 
 def tokenize(text: str) -> list[str]:
