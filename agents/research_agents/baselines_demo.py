@@ -14,16 +14,19 @@ import gymnasium as gym
 
 import research_env  # noqa: F401  (registers SearchQA-v0)
 from research_agents.baselines import NaiveReaderAgent, ScriptedFactbookAgent
-from research_agents.evaluate import Summary, evaluate, play_episode
+from research_agents.eval.metrics import Summary, summarise
+from research_env.agent import PerEpisode, play
 
 
-def _table(summaries: list[Summary]) -> str:
-    types = sorted({t for s in summaries for t in s.by_type})
+def _table(summaries: dict[str, Summary]) -> str:
+    types = sorted({t for s in summaries.values() for t in s.by_type})
     head = ["agent", "EM", "F1", "format ok", "searches/q", *(f"EM {t}" for t in types)]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in summaries:
-        cells = [s.agent, f"{s.em:.3f}", f"{s.f1:.3f}", f"{s.format_ok:.2f}", f"{s.searches:.2f}"]
-        cells += [f"{s.by_type[t][1]:.2f}" if t in s.by_type else "-" for t in types]
+    for name, s in summaries.items():
+        m = s.metrics
+        cells = [name, f"{m['em']:.3f}", f"{m['f1']:.3f}", f"{m['format_ok']:.2f}"]
+        cells.append(f"{m['searches']:.2f}")
+        cells += [f"{s.by_type[t]['em']:.2f}" if t in s.by_type else "-" for t in types]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -44,18 +47,23 @@ def main(argv: list[str] | None = None) -> None:
         f"(ready in {time.perf_counter() - start:.1f} s)\n"
     )
 
-    scripted = ScriptedFactbookAgent()
+    scripted = PerEpisode(ScriptedFactbookAgent, name="scripted")
     for i in range(args.episodes):
         index = (i * 37) % n
-        info = play_episode(env, scripted, index)
-        print(f"=== episode {i + 1}: question #{index} ({info['question_type']}) ===")
+        (record,) = play(scripted, env, [index])
+        print(f"=== episode {i + 1}: question #{index} ({record.question_type}) ===")
         print(env.render())
-        print(f"reward components: {info['reward_components']}  gold: {info['golden_answers']}\n")
+        print(
+            f"EM {record.em:.0f}, F1 {record.f1:.2f}, answer {record.prediction!r}, "
+            f"gold: {record.golden_answers}\n"
+        )
 
     start = time.perf_counter()
-    summaries = [evaluate(env, agent, args.limit) for agent in (NaiveReaderAgent(), scripted)]
+    indices = range(n if args.limit is None else min(n, args.limit))
+    players = (PerEpisode(NaiveReaderAgent, name="naive-reader"), scripted)
+    summaries = {p.name: summarise([r.as_dict() for r in play(p, env, indices)]) for p in players}
     elapsed = time.perf_counter() - start
-    episodes = sum(s.episodes for s in summaries)
+    episodes = sum(s.n for s in summaries.values())
     print(f"Evaluation on {args.split} ({episodes} episodes in {elapsed:.1f} s):\n")
     print(_table(summaries))
 
