@@ -325,3 +325,29 @@ def test_searchr1_format_through_the_env() -> None:
         "searchr1_format", env.episode.response, ["Lima"], eos=False, prompt=env.episode.prompt
     )
     assert reward == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_smollm2_plays_the_research_protocol_to_eos() -> None:
+    """A real model's turns end at EOS and the env scores the whole response (ReSearch)."""
+    pytest.importorskip("torch")
+    from research_agents.baselines.policy_agent import ResearchPolicyAgent
+    from research_agents.generation.hf import HFGenerator
+    from research_agents.models import load_model, load_tokenizer
+
+    from research_env.agent import play
+
+    tok = load_tokenizer("smollm2")
+    model = load_model("smollm2")
+    env = gym.make(
+        "SearchQA-v0", protocol="research", split="dev", tokenizer=tok, max_turns=4
+    ).unwrapped
+    agent = ResearchPolicyAgent(
+        HFGenerator(model, tok), tok, env, max_new_tokens=96, max_response_tokens=600
+    )
+    records = play(agent, env, [0, 5])
+    for record in records:
+        assert record.end_reason in ("eos", "over_length", "max_turns")
+        if record.end_reason == "eos":
+            assert record.actions[-1].endswith(tok.eos_token)
+    assert any(r.end_reason == "eos" for r in records)
