@@ -86,6 +86,8 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
         """Step every sub-env; the queries of all searching sub-envs go in one batched call."""
         if isinstance(actions, str) or len(actions) != self.num_envs:
             raise ValueError(f"expected a sequence of {self.num_envs} actions")
+        actions = list(actions)
+        self._check_actions(dict(enumerate(actions)), playing=~self._needs_reset)
         playing = {i: a for i, a in enumerate(actions) if not self._needs_reset[i]}
         results = self.step_some(playing)
 
@@ -120,7 +122,16 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
 
         Returns:
             Sub-env index -> that sub-env's ``(obs, reward, terminated, truncated, info)``.
+
+        Raises:
+            TypeError: If an action is not a ``str`` or an index not an ``int``.
+            IndexError: If an index is out of range.
+            RuntimeError: If a named sub-env is not inside an episode.
+
+        The whole batch is checked before any sub-env is touched: after an error every sub-env
+        is exactly as it was, and the next call can go ahead.
         """
+        self._check_actions(actions)
         queries: dict[int, str] = {}
         for i, action in actions.items():
             query = self.envs[i].begin_step(action)
@@ -128,6 +139,32 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
                 queries[i] = query
         results = self._retrieve(queries)
         return {i: self.envs[i].finish_step(results.get(i)) for i in actions}
+
+    def _check_actions(
+        self, actions: Mapping[int, Any], playing: npt.NDArray[np.bool_] | None = None
+    ) -> None:
+        """Raise on the first bad entry of ``actions`` (index -> action), changing nothing.
+
+        Sub-envs marked ``True`` in ``playing`` (default: all named) must be inside an episode.
+        """
+        for i, action in actions.items():
+            if isinstance(i, bool) or not isinstance(i, int | np.integer):
+                raise TypeError(f"expected sub-env indices to be ints, got {i!r}")
+            if not 0 <= i < self.num_envs:
+                raise IndexError(f"sub-env index {i} out of range for {self.num_envs} envs")
+            if not isinstance(action, str):
+                raise TypeError(
+                    f"actions[{i}]: expected a str, got {type(action).__name__} "
+                    "(no sub-env was stepped)"
+                )
+            if playing is not None and not playing[i]:
+                continue
+            episode = self.envs[i].episode
+            if episode is None or episode.done:
+                state = "not reset" if episode is None else "over"
+                raise RuntimeError(
+                    f"sub-env {i}: its episode is {state}; reset() first (no sub-env was stepped)"
+                )
 
     def _retrieve(self, queries: dict[int, str]) -> dict[int, list[Passage] | RetrievalError]:
         # One search_batch per retriever in use: the shared one, or in closed-corpus mode one

@@ -119,3 +119,33 @@ def test_bad_arguments():
         env.step(["only one"])
     with pytest.raises(ValueError, match="expected 2 seeds, got 1"):
         env.reset(seed=[1])
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"bytes", ["list"]])
+def test_one_bad_action_changes_no_sub_env(bad):
+    env = SearchQAVectorEnv(3, split="dev")
+    env.reset(seed=0)
+    good = SEARCH.format("capital of Peru")
+    with pytest.raises(TypeError, match=r"actions\[1\]: expected a str, got .*no sub-env"):
+        env.step([good, bad, good])
+    assert [e.episode.turns for e in env.envs] == [0, 0, 0]
+    # the batch goes through afterwards, each sub-env stepped exactly once
+    obs, *_ = env.step([good, good, good])
+    assert [e.episode.turns for e in env.envs] == [1, 1, 1]
+    assert all(o.lstrip().startswith("<result>") for o in obs["observation"])
+
+
+def test_step_some_checks_every_index_before_stepping():
+    env = SearchQAVectorEnv(2, split="dev")
+    env.reset(seed=0)
+    good = SEARCH.format("capital of Peru")
+    with pytest.raises(IndexError, match="sub-env index 5 out of range"):
+        env.step_some({0: good, 5: good})
+    with pytest.raises(TypeError, match=r"actions\[1\]"):
+        env.step_some({0: good, 1: None})  # type: ignore[dict-item]
+    env.step_some({1: ANSWER.format("Lima")})  # sub-env 1's episode ends
+    with pytest.raises(RuntimeError, match="sub-env 1: its episode is over"):
+        env.step_some({0: good, 1: good})
+    assert env.envs[0].episode.turns == 0
+    assert set(env.step_some({0: good})) == {0}
+    assert env.envs[0].episode.turns == 1
