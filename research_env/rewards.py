@@ -63,7 +63,9 @@ _YES_NO = frozenset({"yes", "no", "noanswer"})
 class _DeleteTable(dict[int, "int | None"]):
     """A ``str.translate`` table that deletes punctuation and invisible characters.
 
-    Filled lazily, one code point at a time, so there is no import-time scan of Unicode.
+    Filled lazily, one code point at a time, so there is no import-time scan of Unicode; at most
+    :data:`_DELETE_CACHE_MAX` code points are remembered (text from clients can name all 1.1M),
+    the others are classified on every use.
     """
 
     def __missing__(self, code: int) -> int | None:
@@ -75,10 +77,12 @@ class _DeleteTable(dict[int, "int | None"]):
         else:
             category = unicodedata.category(ch)
             value = None if category[0] == "P" or category in ("Cc", "Cf", "Cs") else code
-        self[code] = value
+        if len(self) < _DELETE_CACHE_MAX:
+            self[code] = value
         return value
 
 
+_DELETE_CACHE_MAX = 65536
 _DELETE = _DeleteTable()
 
 

@@ -32,7 +32,8 @@ Limits, each answered with a 4xx whose ``detail`` says what came and what is all
 * ``k`` above ``max_k`` → **400**;
 * a body above ``max_body_bytes`` → **413**, counted as the bytes arrive (chunked bodies too);
   a body not complete within ``body_timeout_s`` → **408**;
-* a malformed body (wrong types, missing field, ``k < 1``, NaN or infinite ``k``) → **422**
+* a malformed body (wrong types, missing field, ``k < 1``, NaN or infinite ``k``; ``k`` must
+  be a JSON integer and the score flags JSON booleans) → **422**
   with FastAPI's list of errors, each input echoed only as short JSON-safe text.
 
 Connections (:mod:`research_env.retrieval.server_connections`): a connection idle for
@@ -77,7 +78,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from research_env.data.types import Passage
@@ -225,24 +226,24 @@ class ResearchSearchRequest(BaseModel):
     """ReSearch ``POST /search``: one query."""
 
     query: str
-    top_n: int | None = Field(default=None, ge=1)
-    return_score: bool = False
+    top_n: int | None = Field(default=None, ge=1, strict=True)
+    return_score: bool = Field(default=False, strict=True)
 
 
 class ResearchBatchRequest(BaseModel):
     """ReSearch ``POST /batch_search``: many queries."""
 
     query: list[str]
-    top_n: int | None = Field(default=None, ge=1)
-    return_score: bool = False
+    top_n: int | None = Field(default=None, ge=1, strict=True)
+    return_score: bool = Field(default=False, strict=True)
 
 
 class SearchR1Request(BaseModel):
     """Search-R1 ``POST /retrieve``: many queries."""
 
     queries: list[str]
-    topk: int | None = Field(default=None, ge=1)
-    return_scores: bool = False
+    topk: int | None = Field(default=None, ge=1, strict=True)
+    return_scores: bool = Field(default=False, strict=True)
 
 
 def _check(config: ServerConfig, queries: Sequence[str], k: int | None, k_name: str) -> int:
@@ -344,7 +345,7 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return _json_safe(str(value))
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     """422 with FastAPI's error list, every echoed input made short and JSON-safe.
 
     FastAPI's own handler echoes the input as is: a NaN ``top_n`` then cannot be encoded
@@ -359,7 +360,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         }
         for error in errors[:_ECHO_ITEMS]
     ]
-    return JSONResponse({"detail": detail}, status_code=422)
+    # ASCII-escaped: an echoed lone surrogate ("\\ud800" in the request) cannot be UTF-8 encoded.
+    body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False).encode()
+    return Response(body, status_code=422, media_type="application/json")
 
 
 # ---------------------------------------------------------------------------------- app
@@ -380,7 +383,8 @@ def create_app(
             ``/health`` to report (:func:`serve` passes them).
 
     Returns:
-        The app; its batcher is ``app.state.batcher`` (counters in ``.stats``).
+        The app; its batcher is ``app.state.batcher`` (counters in ``.stats``), the connection
+        counters ``app.state.connections`` (``None`` without ``connections``).
     """
     config = config or ServerConfig()
     batcher = MicroBatcher(retriever, config)
@@ -402,6 +406,7 @@ def create_app(
     )
     app.state.batcher = batcher
     app.state.config = config
+    app.state.connections = connections[1] if connections is not None else None
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(
         BodyLimit,
