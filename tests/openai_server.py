@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -58,10 +59,22 @@ class ChatRequest(BaseModel):
     stop: list[str] | str | None = None
 
 
-def create_app(generator: HFGenerator, model_name: str = "tiny") -> FastAPI:
-    """The FastAPI app serving ``generator``."""
+ChatPolicy = Callable[[list[dict[str, Any]]], str]
+"""A scripted chat policy: the messages so far -> the assistant's text (stop string kept)."""
+
+
+def create_app(
+    generator: HFGenerator, model_name: str = "tiny", chat_policy: ChatPolicy | None = None
+) -> FastAPI:
+    """The FastAPI app serving ``generator`` (chat turns from ``chat_policy`` when given).
+
+    Like OpenAI's and vLLM's chat endpoints, a stop string that ended a chat turn is not in the
+    returned content.
+    """
     app = FastAPI()
     lock = threading.Lock()
+    chats: list[list[dict[str, Any]]] = []
+    app.state.chats = chats  # every chat request's messages, in order (tests read them)
     tok = generator.tokenizer
 
     def params(max_tokens: int, temperature: float, top_p: float, top_k: int, stop: Any, seed: Any):
@@ -117,14 +130,23 @@ def create_app(generator: HFGenerator, model_name: str = "tiny") -> FastAPI:
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> dict[str, Any]:
         messages = [{"role": m["role"], "content": m.get("content") or ""} for m in req.messages]
+        chats.append(messages)
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
             ids = list(ids["input_ids"])
         max_tokens = req.max_completion_tokens or req.max_tokens or 16
         p = params(max_tokens, req.temperature, req.top_p, 0, req.stop, req.seed)
-        with lock:
-            [g] = generator.generate([ids], p)
-        text = tok.decode(g.token_ids, skip_special_tokens=True)
+        if chat_policy is not None:
+            text, reason = chat_policy(messages), "stop"
+            completion: list[int] = tok.encode(text)
+        else:
+            with lock:
+                [g] = generator.generate([ids], p)
+            text = tok.decode(g.token_ids, skip_special_tokens=True)
+            reason, completion = ("length" if g.finish_reason == "length" else "stop"), g.token_ids
+        for stop in p.stop:
+            if text.endswith(stop):
+                text = text[: -len(stop)]
         return {
             "id": f"chatcmpl-{time.monotonic_ns()}",
             "object": "chat.completion",
@@ -134,13 +156,13 @@ def create_app(generator: HFGenerator, model_name: str = "tiny") -> FastAPI:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "length" if g.finish_reason == "length" else "stop",
+                    "finish_reason": reason,
                 }
             ],
             "usage": {
                 "prompt_tokens": len(ids),
-                "completion_tokens": len(g.token_ids),
-                "total_tokens": len(ids) + len(g.token_ids),
+                "completion_tokens": len(completion),
+                "total_tokens": len(ids) + len(completion),
             },
         }
 
@@ -154,8 +176,13 @@ def create_app(generator: HFGenerator, model_name: str = "tiny") -> FastAPI:
 class OpenAIServer:
     """Serve ``create_app(generator)`` on 127.0.0.1 from a background thread."""
 
-    def __init__(self, generator: HFGenerator, model_name: str = "tiny") -> None:
-        self.app = create_app(generator, model_name)
+    def __init__(
+        self,
+        generator: HFGenerator,
+        model_name: str = "tiny",
+        chat_policy: ChatPolicy | None = None,
+    ) -> None:
+        self.app = create_app(generator, model_name, chat_policy)
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, log_level="warning", access_log=False)
         )
