@@ -75,8 +75,19 @@ REMOTE_PROTOCOLS: dict[str, RemoteProtocol] = {
 
 @lru_cache(maxsize=32)
 def remote_retriever(url: str, protocol: RemoteProtocol = "research") -> Retriever:
-    """A :class:`RemoteRetriever` for ``url``, shared by every env of the process (one pool)."""
+    """A :class:`RemoteRetriever` for ``url``, shared by every env of the process (one pool).
+
+    Raises:
+        ModuleNotFoundError: If httpx (the ``server`` extra) is not installed.
+    """
+    import importlib.util
+
     from research_env.retrieval.remote import RemoteRetriever
+
+    if importlib.util.find_spec("httpx") is None:
+        raise ModuleNotFoundError(
+            "retriever='remote:...' needs httpx: pip install 'research-env[server]'", name="httpx"
+        )
 
     return RemoteRetriever(url, protocol=protocol)
 

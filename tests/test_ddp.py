@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from research_agents.grpo.checkpoint import read_trainer_state  # noqa: E402
 from research_agents.grpo.config import GRPOConfig, get_preset  # noqa: E402
 from research_agents.grpo.distributed import Dist, init_distributed  # noqa: E402
 from research_agents.grpo.metrics import read_metrics  # noqa: E402
@@ -154,8 +155,13 @@ def test_torchrun_two_ranks_equal_one_process_and_resume(tmp_path: Path) -> None
     assert all(r["train/episodes"] == 8 for r in rows)  # both ranks' rollouts counted
     assert rows[1]["reward/mean"] == pytest.approx(ranks[1]["history"][0]["reward/mean"])
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "curves.png", "metrics.jsonl"]
-    state = torch.load(run / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint",
+        "curves.png",
+        "metrics.jsonl",
+        "samples.jsonl",
+    ]
+    state = read_trainer_state(run / "checkpoint")
     assert state["step"] == 2 and state["world_size"] == 2
 
 
@@ -191,8 +197,14 @@ def test_searchqa_train_under_accelerate_launch(tmp_path: Path) -> None:
     _run(ACCELERATE + _cli(out, 1), _env(tmp_path))
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1] and rows[0]["train/episodes"] == 8
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "curves.png", "metrics.jsonl"]
-    state = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint",
+        "curves.png",
+        "metrics.jsonl",
+        "run_config.json",
+        "samples.jsonl",
+    ]
+    state = read_trainer_state(out / "checkpoint")
     assert state["step"] == 1 and state["world_size"] == 2
 
 
@@ -205,8 +217,14 @@ def test_searchqa_train_under_torchrun_then_resume_under_accelerate(tmp_path: Pa
     assert [r["step"] for r in rows] == [1, 2]  # one writer: no line twice
     assert all(r["train/episodes"] == 8 for r in rows)  # both ranks' rollouts counted
     assert sum(r["grpo/updates"] for r in rows) > 0
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "curves.png", "metrics.jsonl"]
-    state = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint",
+        "curves.png",
+        "metrics.jsonl",
+        "run_config.json",
+        "samples.jsonl",
+    ]
+    state = read_trainer_state(out / "checkpoint")
     assert state["step"] == 2 and state["world_size"] == 2
     config = json.loads((out / "checkpoint" / "config.json").read_text())
     assert config["questions_per_step"] == 4
@@ -215,7 +233,7 @@ def test_searchqa_train_under_torchrun_then_resume_under_accelerate(tmp_path: Pa
     resumed = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [1, 2, 3]
     assert resumed[:2] == rows
-    state = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)
+    state = read_trainer_state(out / "checkpoint")
     assert state["step"] == 3
     assert not [p for p in out.iterdir() if ".tmp" in p.name or p.name.endswith(".old")]
 

@@ -17,9 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from research_env.commands import UsageError, choices_hint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agent",
         help="agent kind: direct | naive-rag | iter-retgen | research | oracle (LLM), "
-        "scripted | naive-reader (rules), or module:attribute (your Agent); uses --suite",
+        "scripted | naive-reader (rules), or module:attribute (your Agent; the current folder "
+        "is importable); uses --suite",
     )
     parser.add_argument(
         "--suite",
@@ -41,15 +46,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="questions (stratified; 0 = all)")
     parser.add_argument("--out", help="write per-question records to this JSONL file")
     harness = parser.add_argument_group("suite evaluation (--suite / --agent)")
+    harness.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="evaluate only this task of the suite, e.g. hotpotqa (repeatable)",
+    )
     harness.add_argument("--label", help="the row's name in tables")
     harness.add_argument("--json", help="write the result (metrics, protocol, provenance) here")
     harness.add_argument(
         "--save", action="store_true", help="store the result for `searchqa leaderboard`"
     )
     harness.add_argument(
-        "--results-dir", default="benchmarks/results", help="where --save stores results"
+        "--results-dir",
+        default=None,
+        help=f"where --save stores results (default {default_benchmarks() / 'results'}, "
+        "beside the stored baselines)",
     )
     add_run_options(harness)
+
+
+def default_benchmarks() -> Path:
+    """The ``benchmarks/`` folder holding the stored leaderboard results.
+
+    In a source checkout (``pip install -e .``) it is the checkout's own, wherever the command
+    runs, so ``--save`` from another folder adds a row beside the stored baselines; otherwise
+    ``./benchmarks``.
+    """
+    root = Path(__file__).resolve().parents[3]
+    checkout = root / "benchmarks"
+    if (checkout / "results").is_dir() and (root / "pyproject.toml").is_file():
+        return checkout
+    return Path("benchmarks")
 
 
 def add_run_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -72,7 +101,7 @@ def run_setup(args: argparse.Namespace) -> Iterator[Any]:
     The LLM judge is the one named by ``--judge-url`` / ``--judge-model``, closed on exit.
     """
     if bool(args.judge_url) != bool(args.judge_model):
-        raise SystemExit("error: --judge-url and --judge-model go together")
+        raise UsageError("--judge-url and --judge-model go together")
     if args.threads:
         import torch
 
@@ -113,20 +142,116 @@ def print_result(result: Any) -> None:
         print(f"    ended: {task.summary.end_reasons}")
 
 
+def check_suite_options(name: str, retriever: str | None) -> None:
+    """Check a suite name, and that ``--retriever`` goes with a suite that uses it.
+
+    Raises:
+        UsageError: On an unknown suite (listing them) or a retriever the suite would ignore.
+    """
+    from research_agents.eval.suites import SUITES
+
+    if name not in SUITES:
+        raise UsageError(
+            f"--suite: unknown suite {name!r}; expected one of: {', '.join(SUITES)}"
+            + choices_hint(name, SUITES)
+        )
+    if retriever and name.startswith("factbook"):
+        raise UsageError(
+            f"--retriever: suite {name!r} fixes its retriever (BM25 over the Factbook corpus, "
+            "part of its protocol); --retriever applies to research-paper and searchr1-paper"
+        )
+
+
+def get_suite_checked(args: argparse.Namespace, name: str, size: int | None) -> Any:
+    """``get_suite`` with the options checked, its errors as one line, ``--task`` applied."""
+    import dataclasses
+
+    from research_agents.eval.suites import get_suite
+
+    check_suite_options(name, args.retriever)
+    try:
+        suite = get_suite(name, data_dir=args.data_dir, retriever=args.retriever, size=size)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    wanted = getattr(args, "task", None) or []
+    if wanted:
+        names = [t.name for t in suite.tasks]
+        for w in wanted:
+            if w not in names:
+                raise UsageError(
+                    f"--task: suite {name!r} has no task {w!r}; expected one of: "
+                    f"{', '.join(names)}{choices_hint(w, names)}"
+                )
+        suite = dataclasses.replace(suite, tasks=tuple(t for t in suite.tasks if t.name in wanted))
+    return suite
+
+
+def check_agent(agent: str, model: str | None, checkpoint: str | None) -> None:
+    """Check an agent kind and what it needs, before anything loads.
+
+    ``module:attribute`` is imported from the current folder too (as ``python -m`` would).
+
+    Raises:
+        UsageError: On an unknown kind (listing them), a missing model / checkpoint, or user
+            code that cannot be imported.
+    """
+    import importlib
+
+    from research_agents.commands.runconfig import check_model
+    from research_agents.eval.agents import LLM_KINDS, RULE_KINDS
+
+    kinds = LLM_KINDS + RULE_KINDS
+    if ":" in agent:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module, _, attribute = agent.partition(":")
+        try:
+            loaded = importlib.import_module(module)
+        except ImportError as e:
+            raise UsageError(f"--agent {agent}: cannot import {module!r} ({e})") from None
+        if not hasattr(loaded, attribute):
+            raise UsageError(f"--agent {agent}: module {module!r} has no {attribute!r}")
+        return
+    if agent not in kinds:
+        raise UsageError(
+            f"--agent: unknown agent {agent!r}; expected one of: {', '.join(kinds)} or "
+            f"module:attribute{choices_hint(agent, kinds)}"
+        )
+    if agent in LLM_KINDS:
+        if checkpoint:
+            check_checkpoint(checkpoint)
+        elif model:
+            check_model(model, "--model")
+        else:
+            raise UsageError(f"--agent {agent}: an LLM agent needs --model or --checkpoint")
+
+
+def check_checkpoint(path: str) -> None:
+    """Check that ``path`` is a GRPO checkpoint folder (``model/config.json`` in it).
+
+    Raises:
+        UsageError: Naming the path and what was expected there.
+    """
+    model = Path(path) / "model" / "config.json"
+    if not model.is_file():
+        what = "no folder" if not Path(path).is_dir() else f"no {model}"
+        raise UsageError(
+            f"--checkpoint: {what} at {path} (a GRPO checkpoint is <output_dir>/checkpoint, "
+            "holding model/config.json, written by `searchqa train`)"
+        )
+
+
 def _run_suite(args: argparse.Namespace) -> int:
     from research_agents.eval.harness import run_suite
     from research_agents.eval.leaderboard import save_result
-    from research_agents.eval.suites import Entry, get_suite
+    from research_agents.eval.suites import Entry
 
     if args.split:
-        raise SystemExit("error: --split goes with --preset; choose a suite (factbook-dev) instead")
-    suite = get_suite(
-        args.suite or "factbook",
-        data_dir=args.data_dir,
-        retriever=args.retriever,
-        size=args.limit or None,
-    )
+        raise UsageError("--split goes with --preset; choose a suite (factbook-dev) instead")
     kind = args.agent or "research"
+    check_suite_options(args.suite or "factbook", args.retriever)
+    check_agent(kind, args.model, args.checkpoint)
+    suite = get_suite_checked(args, args.suite or "factbook", args.limit or None)
     entry = Entry(kind, model=args.model, checkpoint=args.checkpoint, label=args.label)
     with run_setup(args) as judge:
         result = run_suite(
@@ -138,15 +263,28 @@ def _run_suite(args: argparse.Namespace) -> int:
     if args.json:
         print(f"result: {result.write(args.json)}")
     if args.save:
-        print(f"saved: {save_result(result, args.results_dir)}")
+        print(f"saved: {save_result(result, args.results_dir or default_benchmarks() / 'results')}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print EM / F1 / behaviour, overall and per question type."""
-    if args.agent or args.suite:
+    if args.agent or args.suite or args.task:
         return _run_suite(args)
-    from research_agents.grpo.config import get_preset
+    from research_agents.commands.runconfig import check_model
+    from research_agents.grpo.config import PRESETS, get_preset
+
+    if args.preset not in PRESETS:
+        raise UsageError(
+            f"--preset: unknown preset {args.preset!r}; expected one of: {', '.join(PRESETS)}"
+            + choices_hint(args.preset, PRESETS)
+        )
+    if args.checkpoint:
+        check_checkpoint(args.checkpoint)
+    elif args.model:
+        check_model(args.model, "--model")
+    if args.retriever or args.data_dir:
+        raise UsageError("--retriever / --data-dir go with --suite (this path uses --preset's)")
     from research_agents.grpo.trainer import GRPOTrainer
 
     config = get_preset(args.preset)
@@ -184,7 +322,18 @@ def run(args: argparse.Namespace) -> int:
     overrides["lora_rank"] = 0
     overrides["trainable_layers"] = None
     overrides["output_dir"] = str(Path(config.output_dir) / "eval")
-    trainer = GRPOTrainer(config.replace(**overrides))
+    try:
+        config = config.replace(**overrides)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    from research_env.resolve import resolve_dataset
+
+    try:
+        resolve_dataset(config.eval_dataset or config.dataset, config.eval_split)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"--split: {e}") from None
+    trainer = GRPOTrainer(config)
+    trainer._progress = not args.no_progress
     result = trainer.evaluate()
     print(f"{config.eval_split if not args.split else args.split}: {result.n} questions")
     print(

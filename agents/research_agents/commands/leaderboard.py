@@ -13,17 +13,28 @@ import argparse
 import json
 from pathlib import Path
 
-from research_agents.commands.evaluate import add_run_options, run_setup
+from research_agents.commands.evaluate import (
+    add_run_options,
+    default_benchmarks,
+    get_suite_checked,
+    run_setup,
+)
+from research_env.commands import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``leaderboard``'s options."""
     parser.add_argument("--suite", default="factbook", help="the suite to run (default factbook)")
+    bench = default_benchmarks()
     parser.add_argument(
-        "--results-dir", default="benchmarks/results", help="where results are stored"
+        "--results-dir",
+        default=None,
+        help=f"where results are stored and read from (default {bench / 'results'})",
     )
     parser.add_argument(
-        "--markdown", default="benchmarks/LEADERBOARD.md", help="the page to render"
+        "--markdown",
+        default=None,
+        help=f"the page to render (default {bench / 'LEADERBOARD.md'}; charts go beside it)",
     )
     parser.add_argument(
         "--only",
@@ -33,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only entries whose label or slug contains NAME (repeatable)",
     )
     parser.add_argument(
-        "--entries", help='a JSON list of entries, e.g. [{"agent": "research", "model": "DIR"}]'
+        "--entries",
+        metavar="FILE",
+        help='a JSON file holding a list of entries, e.g. [{"agent": "research", "model": "DIR"}]',
     )
     parser.add_argument("--list", action="store_true", help="list the suite's entries and exit")
     parser.add_argument(
@@ -53,33 +66,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the entries, store results, render the page; print what ran and what was skipped."""
     from research_agents.eval.leaderboard import run_leaderboard
-    from research_agents.eval.suites import Entry, get_suite
+    from research_agents.eval.suites import Entry
 
-    suite = get_suite(
-        args.suite, data_dir=args.data_dir, retriever=args.retriever, size=args.size or None
-    )
+    args.results_dir = args.results_dir or str(default_benchmarks() / "results")
+    args.markdown = args.markdown or str(default_benchmarks() / "LEADERBOARD.md")
+    suite = get_suite_checked(args, args.suite, args.size or None)
     entries = list(suite.entries)
     if args.entries:
         path = Path(args.entries)
-        data = json.loads(path.read_text())
+        if not path.is_file():
+            raise UsageError(f"--entries: no file at {path} (expected a JSON file of entries)")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise UsageError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(data, list):
-            raise SystemExit(f"error: {path}: expected a JSON list of entries")
-        entries = [Entry.from_dict(d, where=f"{path}[{i}]") for i, d in enumerate(data)]
+            raise UsageError(f"{path}: expected a JSON list of entries")
+        try:
+            entries = [Entry.from_dict(d, where=f"{path}[{i}]") for i, d in enumerate(data)]
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
     if args.only:
         wanted = [w.lower() for w in args.only]
         entries = [
             e for e in entries if any(w in e.display().lower() or w in e.slug() for w in wanted)
         ]
         if not entries and not args.render_only:
-            raise SystemExit(f"error: no entry of suite {suite.name!r} matches {args.only}")
+            raise UsageError(f"--only: no entry of suite {suite.name!r} matches {args.only}")
     if args.list:
-        for e in entries:
-            where = e.checkpoint or e.model or "-"
-            print(f"{e.slug():48s} {e.agent:14s} {where}")
+        for entry in entries:
+            where = entry.checkpoint or entry.model or "-"
+            print(f"{entry.slug():48s} {entry.agent:14s} {where}")
         return 0
     if not entries and not args.render_only:
-        raise SystemExit(
-            f"error: suite {suite.name!r} has no configured entries; pass --entries FILE.json "
+        raise UsageError(
+            f"suite {suite.name!r} has no configured entries; pass --entries FILE.json "
             "or add rows with `searchqa eval --suite ... --save`"
         )
     if args.size:

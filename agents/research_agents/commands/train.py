@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import types
-import typing
-from dataclasses import fields
+import os
 from typing import Any
+
+from research_env.commands import UsageError
 
 ACCEPTS_OVERRIDES = True
 """Unknown ``--field value`` pairs reach :func:`run` as ``args.overrides``."""
@@ -15,97 +15,104 @@ ACCEPTS_OVERRIDES = True
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``train``'s options."""
-    parser.add_argument("--preset", default="factbook-smollm2", help="a GRPOConfig preset")
-    parser.add_argument("--resume", action="store_true", help="resume from output_dir/checkpoint")
+    parser.add_argument(
+        "--preset", default=None, help="a GRPOConfig preset (default factbook-smollm2)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a run config (.yaml/.json): GRPOConfig fields, optionally `preset: NAME`; "
+        "a run's saved run_config.json works too",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue output_dir/checkpoint with its saved config (fails if there is none)",
+    )
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
-    parser.epilog = "Any GRPOConfig field can follow as --field value, e.g. --lr 1e-5 --steps 20."
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no live progress bar (step lines only)"
+    )
+    parser.epilog = (
+        "Any GRPOConfig field can follow as --field value, --field=value or field=value, "
+        "e.g. --lr 1e-5 --steps 20 extra.note=baseline. Everything is checked before a model loads."
+    )
 
 
-def _convert(name: str, raw: str, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Literal:
-        if raw not in args:
-            raise ValueError(f"--{name}: expected one of {args}, got {raw!r}")
-        return raw
-    is_union = origin is typing.Union or isinstance(annotation, types.UnionType)
-    kinds = [a for a in args if a is not type(None)] if is_union else [annotation]
-    if is_union and type(None) in args and raw.lower() in ("none", "null"):
-        return None
-    kind = typing.get_origin(kinds[0]) or kinds[0]
-    if kind is bool:
-        if raw.lower() in ("1", "true", "yes"):
-            return True
-        if raw.lower() in ("0", "false", "no"):
-            return False
-        raise ValueError(f"--{name}: expected true/false, got {raw!r}")
-    if kind in (tuple, dict):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = [v for v in raw.split(",") if v]
-        return tuple(value) if isinstance(value, list) else value
-    if kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            raise ValueError(f"--{name}: expected {kind.__name__}, got {raw!r}") from None
-    return raw
+def more_help() -> str:
+    """The GRPOConfig field table appended to ``train --help``."""
+    from research_agents.commands.runconfig import fields_help
+
+    return fields_help()
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["--lr", "1e-5", "--steps", "3"]`` into typed GRPOConfig overrides."""
-    from research_agents.grpo.config import GRPOConfig
+    """Turn ``["--lr", "1e-5", "--steps", "3"]`` into typed GRPOConfig overrides.
 
-    hints = typing.get_type_hints(GRPOConfig)
-    known = {f.name for f in fields(GRPOConfig)}
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(pairs):
-        key = pairs[i]
-        if not key.startswith("--"):
-            raise ValueError(f"expected --field, got {key!r}")
-        name = key[2:].replace("-", "_")
-        if "=" in name:
-            name, raw = name.split("=", 1)
-            i += 1
-        else:
-            if i + 1 >= len(pairs):
-                raise ValueError(f"--{name}: missing value")
-            raw = pairs[i + 1]
-            i += 2
-        if name not in known:
-            raise ValueError(
-                f"--{name}: not a GRPOConfig field (see `searchqa train --print-config`)"
-            )
-        out[name] = _convert(name, raw, hints[name])
-    return out
+    See :func:`research_agents.commands.runconfig.parse_overrides`.
+    """
+    from research_agents.commands.runconfig import parse_overrides as parse
+
+    return parse(pairs)
+
+
+def _resume_config(args: argparse.Namespace, requested: Any) -> Any:
+    """``--resume``: the checkpoint's saved config, with the fields this command line set.
+
+    Fields that decide the weights' shapes (model, LoRA, trainable layers, dtype) must match
+    the checkpoint's; others (``--steps 200``) apply. Read before any model loads.
+    """
+    from research_agents.commands.runconfig import load_config_file
+    from research_agents.grpo.checkpoint import SHAPE_FIELDS, CheckpointError, resume_config
+
+    explicit = set(parse_overrides(getattr(args, "overrides", None) or []))
+    if args.config:
+        explicit |= set(load_config_file(args.config)) - {"preset"}
+    if args.preset:
+        explicit |= set(SHAPE_FIELDS)
+    try:
+        return resume_config(requested, explicit)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Train; print where metrics, checkpoint and curves went."""
-    from research_agents.grpo.config import get_preset
-    from research_agents.grpo.trainer import GRPOTrainer
-
-    config = get_preset(args.preset).replace(
-        **parse_overrides(getattr(args, "overrides", None) or [])
+    from research_agents.commands.runconfig import (
+        check_config,
+        describe,
+        resolve_config,
+        save_run_config,
     )
+
+    config, preset = resolve_config(
+        args.preset, args.config, getattr(args, "overrides", None) or []
+    )
+    if args.resume:
+        config = _resume_config(args, config)
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2, default=str))
         return 0
-    trainer = GRPOTrainer(config, resume=bool(args.resume))
+    check_config(config)  # everything a user can get wrong, before any model loads
+    from research_agents.grpo.trainer import GRPOTrainer
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun / accelerate, rank 0 reports
+        print(f"run configuration ({preset}; * = changed):\n{describe(config, preset)}")
+        print(f"config: {save_run_config(config)}", flush=True)
+    from research_agents.grpo.checkpoint import CheckpointError
+
+    try:
+        trainer = GRPOTrainer(config, resume=bool(args.resume))
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
     start = trainer.step
-    history = trainer.train()
+    history = trainer.train(progress=not args.no_progress)
     if not trainer.dist.is_main:  # under torchrun / accelerate, rank 0 alone reports
         return 0
-    for m in history:
-        print(
-            f"step {m['train/step']:4d}  reward {m['reward/mean']:.3f}  EM {m['reward/em']:.3f}"
-            f"  F1 {m['reward/f1']:.3f}  {m['perf/step_s']:.1f} s",
-            flush=True,
-        )
+    if not history:
+        print("no step ran (steps or time_budget_s already reached)")
     print(f"trained steps {start}..{trainer.step} -> {trainer.output_dir}")
     print(f"metrics: {trainer.output_dir / 'metrics.jsonl'}")
     print(f"checkpoint: {trainer.output_dir / 'checkpoint'}")

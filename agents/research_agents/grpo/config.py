@@ -56,6 +56,11 @@ class GRPOConfig:
     eval_split: str = "dev"
     """Held-out split for evaluation."""
 
+    eval_dataset: str | None = None
+    """Held-out dataset for evaluation (``None``: ``dataset``'s ``eval_split``). Needed when
+    ``dataset`` is a jsonl file: a file is one split, so training on it and evaluating on it
+    would score the training questions."""
+
     question_types: tuple[str, ...] = ()
     """Only train on these ``metadata["type"]`` values (empty: all)."""
 
@@ -193,6 +198,13 @@ class GRPOConfig:
     eval_size: int = 64
     """Questions in each evaluation (stratified by type; 0: the whole split)."""
 
+    samples_every: int = 1
+    """Save sampled trajectories to ``samples.jsonl`` every N steps (0: never); read them with
+    ``searchqa view``."""
+
+    samples_per_step: int = 4
+    """Trajectories saved per sampled step: the first episodes of the step's first groups."""
+
     tensorboard: bool = True
     """Also write TensorBoard event files."""
 
@@ -231,7 +243,20 @@ class GRPOConfig:
                 self.max_response_tokens >= self.max_new_tokens,
                 "max_response_tokens < max_new_tokens",
             ),
-            (self.steps >= 0, "steps: expected >= 0"),
+            (self.steps >= 0, f"steps: expected >= 0, got {self.steps}"),
+            (self.top_k >= 1, f"top_k: expected >= 1, got {self.top_k}"),
+            (self.max_turns >= 1, f"max_turns: expected >= 1, got {self.max_turns}"),
+            (self.eval_size >= 0, f"eval_size: expected >= 0, got {self.eval_size}"),
+            (self.eval_every >= 0, f"eval_every: expected >= 0, got {self.eval_every}"),
+            (
+                self.checkpoint_every >= 0,
+                f"checkpoint_every: expected >= 0, got {self.checkpoint_every}",
+            ),
+            (self.samples_every >= 0, f"samples_every: expected >= 0, got {self.samples_every}"),
+            (
+                self.samples_per_step >= 0,
+                f"samples_per_step: expected >= 0, got {self.samples_per_step}",
+            ),
             (
                 self.generator in ("hf", "vllm"),
                 f"generator: expected hf|vllm, got {self.generator}",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.rollout import Trajectory, rollout
 
@@ -121,8 +122,12 @@ def evaluate_policy(
     response_prefix: str = "",
     turn_prefix: str = "",
     final_prefix: str = "",
+    on_chunk: Callable[[int], object] | None = None,
 ) -> EvalResult:
-    """Play each question once with greedy decoding and summarise EM / F1 / behaviour."""
+    """Play each question once with greedy decoding and summarise EM / F1 / behaviour.
+
+    ``on_chunk(n)`` is called after each batch of ``n`` questions (a progress bar's update).
+    """
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, stop=stop)
     trajs: list[Trajectory] = []
     for start in range(0, len(indices), vec.num_envs):
@@ -139,4 +144,6 @@ def evaluate_policy(
             max_response_tokens=max_response_tokens,
         )
         trajs.extend(out)
+        if on_chunk is not None:
+            on_chunk(len(out))
     return summarise(trajs, vec.envs[0].examples)

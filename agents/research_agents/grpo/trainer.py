@@ -172,6 +172,7 @@ class GRPOTrainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
         self.elapsed_s = 0.0
+        self._progress = True  # evaluation bars; train(progress=False) turns them off
         resume_path = self._resume_path(resume)
         if resume_path is not None:
             self.load_checkpoint(resume_path)
@@ -213,10 +214,13 @@ class GRPOTrainer:
         if self._eval_env is None:
             from research_env.vector import SearchQAVectorEnv
 
+            kwargs = dict(self.eval_env_kwargs)
+            if self.config.eval_dataset:
+                kwargs["dataset"] = self.config.eval_dataset
             self._eval_env = SearchQAVectorEnv(
                 min(64, self.config.eval_size) if self.config.eval_size > 0 else 64,
                 split=self.config.eval_split,
-                **self.eval_env_kwargs,
+                **kwargs,
             )
         return self._eval_env
 
@@ -260,16 +264,26 @@ class GRPOTrainer:
         return self._fits
 
     # ---------------------------------------------------------------- loop
-    def train(self) -> list[dict[str, Any]]:
+    def train(self, progress: bool = True) -> list[dict[str, Any]]:
         """Run until ``steps`` or ``time_budget_s``; checkpoint and plot at the end.
+
+        Args:
+            progress: Show a live bar (ETA) on stderr; one line per step is printed either way
+                (rank 0 only).
 
         Returns:
             The metrics of every step of this call.
         """
+        from research_agents.grpo.progress import StepProgress
+
         cfg = self.config
         history: list[dict[str, Any]] = []
         start_elapsed = self.elapsed_s
         t_start = time.perf_counter()
+        bar = StepProgress(
+            cfg, start=self.step, elapsed_s=self.elapsed_s, bar=progress, active=self.dist.is_main
+        )
+        self._progress = progress and self.dist.is_main
         try:
             while self.step < cfg.steps:
                 if cfg.time_budget_s is not None and self.elapsed_s >= cfg.time_budget_s:
@@ -282,10 +296,12 @@ class GRPOTrainer:
                     metrics.update(self.evaluate().as_metrics())
                 self.logger.log(self.step, metrics)
                 history.append(metrics)
+                bar.step(self.step, metrics)
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
             self.save_checkpoint()
         finally:
+            bar.close()
             self.logger.close()
         if self.dist.is_main:
             self.plot()
@@ -296,6 +312,9 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         trajs, adv, rstats = self.collect()
         t_rollout = time.perf_counter() - t0
+        every = self.config.samples_every
+        if self.dist.is_main and every and self.config.samples_per_step and self.step % every == 0:
+            self._save_samples(trajs, adv)
         t1 = time.perf_counter()
         update = self._update(trajs, adv)
         t_train = time.perf_counter() - t1
@@ -352,6 +371,19 @@ class GRPOTrainer:
         rewards = [t.reward for t in trajs]
         adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
         return trajs, adv, rstats
+
+    def _save_samples(self, trajs: list[Trajectory], adv: torch.Tensor) -> None:
+        """Append a few of this step's episodes, text and passages, to ``samples.jsonl``."""
+        from research_agents.grpo.samples import append_samples
+
+        append_samples(
+            self.output_dir / "samples.jsonl",
+            self.step + 1,
+            trajs,
+            adv.tolist(),
+            self.env,
+            self.config.samples_per_step,
+        )
 
     def lr_at(self, step: int) -> float:
         """The learning rate of ``step``: linear warm-up over ``warmup_steps``, then constant."""
@@ -538,22 +570,27 @@ class GRPOTrainer:
         self, size: int | None = None, split_indices: list[int] | None = None
     ) -> EvalResult:
         """Greedy evaluation on ``eval_split`` (``eval_size`` questions, stratified by type)."""
+        from research_agents.grpo.progress import eval_bar
+
         env = self.eval_env
         indices = split_indices or stratified_subset(
             env.envs[0].examples, self.config.eval_size if size is None else size, self.config.seed
         )
-        return evaluate_policy(
-            env,
-            self.generator,
-            self.tokenizer,
-            indices,
-            stop=self.stop,
-            max_new_tokens=self.config.max_new_tokens,
-            max_response_tokens=self.config.max_response_tokens,
-            response_prefix=self.config.response_prefix,
-            turn_prefix=self.config.turn_prefix,
-            final_prefix=self.config.final_prefix,
-        )
+        split = self.config.eval_dataset or self.config.eval_split
+        with eval_bar(len(indices), f"eval {split}", self._progress) as bar:
+            return evaluate_policy(
+                env,
+                self.generator,
+                self.tokenizer,
+                indices,
+                stop=self.stop,
+                max_new_tokens=self.config.max_new_tokens,
+                max_response_tokens=self.config.max_response_tokens,
+                response_prefix=self.config.response_prefix,
+                turn_prefix=self.config.turn_prefix,
+                final_prefix=self.config.final_prefix,
+                on_chunk=bar.update,
+            )
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
