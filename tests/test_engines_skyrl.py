@@ -113,6 +113,24 @@ def test_aggregate_metrics_through_skyrl(env_config):
     assert agg["em"] == 0.5 and agg["answered"] == 1.0
 
 
+def test_register_defaults_are_overridden_by_env_config(env_config):
+    # SkyRL passes env_config={} for env classes its config does not know: register() holds
+    # the arguments then.
+    sk.register(**env_config)
+    env = skyrl_gym.make(sk.ENV_ID, env_config={}, extras={"extra_info": {"question_id": "q-peru"}})
+    env.init([])
+    assert env.env.top_k == 2
+    env = skyrl_gym.make(
+        sk.ENV_ID, env_config={"top_k": 1}, extras={"extra_info": {"question_id": "q-peru"}}
+    )
+    assert env.env.top_k == 1
+    with pytest.raises(ValueError, match=r"register\(\)\.topk: not an argument"):
+        sk.register(topk=1)
+    sk.register()  # back to no defaults for the other tests
+    with pytest.raises(ValueError, match="already registered"):
+        sk.register("search")  # skyrl-gym's own search env
+
+
 def test_bad_config_and_rows_fail_with_one_line(env_config):
     bad = DictConfig({**env_config, "topk": 3})
     with pytest.raises(ValueError, match=r"environment\.skyrl_gym\.searchqa\.topk: not an arg"):

@@ -7,22 +7,24 @@ step plays the text through a SearchQA-v0 env, so parsing, retrieval, observatio
 reward are exactly the env's; the ``<result>`` block comes back as one user message (SkyRL
 appends its tokens to the assistant turn unless ``generator.use_conversation_multi_turn``).
 
-* ``env_config`` (``environment.skyrl_gym.searchqa`` in SkyRL's config): any SearchQA-v0
-  argument — ``dataset``, ``split``, ``retriever`` (``"remote:http://127.0.0.1:8000"`` for
-  ``searchqa serve``), ``protocol``, ``top_k``, ``reward``, ``template``... Unknown keys fail
-  with one line naming the key.
+* env arguments (given to :func:`register`; an ``env_config`` from SkyRL overrides them):
+  any SearchQA-v0 argument — ``dataset``, ``split``, ``retriever``
+  (``"remote:http://127.0.0.1:8000"`` for ``searchqa serve``), ``protocol``, ``top_k``,
+  ``reward``, ``template``... Unknown keys fail with one line naming the key.
 * ``extras`` (the dataset row without ``prompt`` / ``env_class``): must name the question
   (``extra_info.question_id``, as :func:`write_dataset` writes). SkyRL adds ``max_turns``
   (``generator.max_turns``); it sets the env's turn limit unless ``env_config`` does.
 
-Register it with :func:`register` (in the process that builds envs: SkyRL's Ray entrypoint),
-and write the training parquet with :func:`write_dataset` or
+Register it with :func:`register` (in the process that builds envs: SkyRL's Ray entrypoint;
+its keyword arguments are the env's, since SkyRL's config has no slot for them), and write
+the training parquet with :func:`write_dataset` or
 ``python -m research_agents.engines.skyrl --split train --out train.parquet``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,8 +53,10 @@ class SearchQASkyRLEnv(BaseTextEnv):  # type: ignore[misc]  # skyrl_gym ships no
     """One SearchQA-v0 episode behind SkyRL-Gym's ``init`` / ``step`` API.
 
     Args:
-        env_config: SearchQA-v0 arguments (see the module docstring).
+        env_config: SearchQA-v0 arguments (see the module docstring); they override
+            ``defaults``.
         extras: The dataset row: names the question; ``max_turns`` from SkyRL's generator.
+        defaults: SearchQA-v0 arguments fixed at :func:`register` time.
 
     Raises:
         ValueError: On an unknown env argument or a row that names no question.
@@ -62,10 +66,12 @@ class SearchQASkyRLEnv(BaseTextEnv):  # type: ignore[misc]  # skyrl_gym ships no
         self,
         env_config: Mapping[str, Any] | None = None,
         extras: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         extras = dict(extras or {})
-        kwargs = env_kwargs(env_config, f"environment.skyrl_gym.{ENV_ID}")
+        kwargs = env_kwargs(defaults, "register()")
+        kwargs.update(env_kwargs(env_config, f"environment.skyrl_gym.{ENV_ID}"))
         if "max_turns" not in kwargs and extras.get("max_turns") is not None:
             kwargs["max_turns"] = int(extras["max_turns"])
         self._options = pick_question(extras, "SkyRL dataset row")
@@ -124,20 +130,37 @@ def _json_safe(info: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def register(env_id: str = ENV_ID) -> None:
-    """Register :class:`SearchQASkyRLEnv` in ``skyrl_gym``'s registry (idempotent).
+def register(env_id: str = ENV_ID, **env_args: Any) -> None:
+    """Register :class:`SearchQASkyRLEnv` in ``skyrl_gym``'s registry.
+
+    SkyRL's config is a fixed dataclass (``environment.skyrl_gym.<env_class>`` exists only for
+    its own envs, and ``+key=`` overrides are refused), so the env's arguments are given here,
+    in the process that builds envs (SkyRL's Ray entrypoint task). Registering again replaces
+    an earlier registration of this env.
+
+    Args:
+        env_id: The ``env_class`` to register under.
+        **env_args: SearchQA-v0 arguments (``retriever="remote:http://127.0.0.1:8000"``,
+            ``split``, ``protocol``...), checked now; an ``env_config`` that SkyRL passes
+            overrides them.
 
     Raises:
-        ValueError: If ``env_id`` is already registered to another entry point.
+        ValueError: On an unknown env argument, or if ``env_id`` belongs to another env.
     """
+    defaults = env_kwargs(env_args, "register()")
     spec = skyrl_gym.registry.get(env_id)
     if spec is not None:
-        if spec.entry_point not in (ENTRY_POINT, SearchQASkyRLEnv):
-            raise ValueError(
-                f"skyrl_gym env id {env_id!r} is already registered to {spec.entry_point!r}"
-            )
-        return
-    skyrl_gym.register(id=env_id, entry_point=ENTRY_POINT)
+        entry = spec.entry_point
+        ours = entry in (ENTRY_POINT, SearchQASkyRLEnv) or (
+            isinstance(entry, functools.partial) and entry.func is SearchQASkyRLEnv
+        )
+        if not ours:
+            raise ValueError(f"skyrl_gym env id {env_id!r} is already registered to {entry!r}")
+        skyrl_gym.envs.registration.deregister(env_id)
+    entry_point: Any = (
+        functools.partial(SearchQASkyRLEnv, defaults=defaults) if defaults else ENTRY_POINT
+    )
+    skyrl_gym.register(id=env_id, entry_point=entry_point)
 
 
 def dataset_rows(
