@@ -8,6 +8,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -146,6 +147,7 @@ def test_4xx_is_not_retried_and_names_status_and_detail(server):
         f"{server.url}/batch_search: HTTP 413 (not retried): "
         "query 1 has 101 characters; the limit is max_query_chars=100"
     )
+    assert (err.value.kind, err.value.status) == ("rejected", 413)
     with pytest.raises(RetrievalError, match=r"HTTP 400 \(not retried\): top_n=500 exceeds"):
         remote.search("capital", 500)
     wrong_path = RemoteRetriever(fast(server.url + "/v1"))
@@ -166,6 +168,7 @@ def test_5xx_is_retried_until_the_index_recovers(bm25):
         f"{srv.url}/retrieve: HTTP 503: retrieval failed: store unavailable (call 3) "
         "(gave up after 3 attempts)"
     )
+    assert (err.value.kind, err.value.status) == ("server", 503)
 
 
 def test_timeouts_are_retried_then_reported(bm25):
@@ -183,6 +186,107 @@ def test_connection_refused_raises_after_retries():
     message = str(err.value)
     assert message.startswith(f"{url}/batch_search: ConnectError")
     assert message.endswith("(gave up after 3 attempts)")
+    assert err.value.kind == "connection"
+    assert pickle.loads(pickle.dumps(err.value)).kind == "connection"  # across processes
+
+
+class HungServer:
+    """A real TCP server on 127.0.0.1 that accepts connections, reads, and never answers."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self._accepted.append(conn)  # held open, never answered
+
+    def __enter__(self) -> HungServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self._accepted:
+            conn.close()
+        self._listener.close()
+
+
+def test_a_hung_server_costs_a_call_at_most_its_total_budget():
+    with HungServer() as hung:
+        spec = f"{hung.url}?timeout_s=0.4&retries=20&backoff_s=0.01&total_timeout_s=1.5"
+        remote = RemoteRetriever(spec)
+        start = time.perf_counter()
+        with pytest.raises(RetrievalError) as err:
+            remote.search("capital of Peru", 1)
+        elapsed = time.perf_counter() - start
+    assert 1.0 <= elapsed < 4.0, elapsed  # 21 attempts x 0.4 s would be 8.4 s
+    assert err.value.kind == "timeout"
+    message = str(err.value)
+    assert message.startswith(f"{hung.url}/search: ReadTimeout")
+    assert "total_timeout_s=1.5 spent" in message
+
+
+@pytest.mark.slow
+def test_the_default_budget_bounds_a_hung_server_to_30_seconds():
+    """The issue's case with the defaults: 4 attempts x 30 s (123 s) before; 30 s now."""
+    with HungServer() as hung:
+        start = time.perf_counter()
+        with pytest.raises(RetrievalError) as err:
+            RemoteRetriever(hung.url).search("capital of Peru", 1)
+        elapsed = time.perf_counter() - start
+    assert elapsed < 32, elapsed
+    assert err.value.kind == "timeout"
+
+
+def test_remote_spec_strings_carry_options():
+    r = resolve_retriever("remote:http://127.0.0.1:1?timeout_s=2.5&retries=0&total_timeout_s=none")
+    assert isinstance(r, RemoteRetriever)
+    assert (r.config.url, r.config.timeout_s, r.config.retries) == ("http://127.0.0.1:1", 2.5, 0)
+    assert r.config.total_timeout_s is None
+    r1 = resolve_retriever("remote+searchr1:http://127.0.0.1:1/?jitter=false&max_batch=8")
+    assert isinstance(r1, RemoteRetriever)
+    assert (r1.config.protocol, r1.config.jitter, r1.config.max_batch) == ("searchr1", False, 8)
+    with pytest.raises(ValueError, match="unknown option 'timeout'; expected one of timeout_s"):
+        resolve_retriever("remote:http://127.0.0.1:1?timeout=5")
+    with pytest.raises(ValueError, match="option retries='two': expected an integer"):
+        resolve_retriever("remote:http://127.0.0.1:1?retries=two")
+    with pytest.raises(ValueError, match="expected timeout_s > 0"):
+        resolve_retriever("remote:http://127.0.0.1:1?timeout_s=0")
+    with pytest.raises(ValueError, match="without '\\?'"):
+        RemoteConfig(url="http://127.0.0.1:1?retries=1")
+
+
+def test_the_env_reports_the_kind_of_a_retrieval_error(server):
+    search = "<think>t</think><search>capital of Peru</search>"
+    with HungServer() as hung:
+        cases = {
+            "timeout": f"{hung.url}?timeout_s=0.2&retries=0",
+            "connection": f"http://127.0.0.1:{free_port()}?retries=0",
+            "rejected": f"{server.url}/nowhere?retries=0",
+        }
+        for kind, url in cases.items():
+            env = SearchQAEnv(dataset=EXAMPLES, retriever=RemoteRetriever(url), top_k=2)
+            env.reset(options={"index": 0})
+            _, _, _, _, info = env.step(search)
+            assert info["retrieval_error_kind"] == kind, (kind, info["retrieval_error"])
+            assert (
+                isinstance(info["retrieval_error"], str)
+                and url.split("?")[0] in (info["retrieval_error"])
+            )
+    env = SearchQAEnv(dataset=EXAMPLES, retriever=RemoteRetriever(server.url), top_k=2)
+    env.reset(options={"index": 0})
+    _, _, _, _, info = env.step(search)
+    assert info["retrieval_error"] is None and info["retrieval_error_kind"] is None
 
 
 def test_remote_config_checks_its_fields():
@@ -246,7 +350,7 @@ def test_env_survives_a_killed_server(tmp_path, bm25):
         assert info["retrieval_error"] is None
         assert info["retrieved_ids"] == [p.id for p in bm25.search("capital of Peru", 2)]
 
-        proc.terminate()  # the server goes away mid-episode
+        proc.kill()  # kill -9: the server goes away mid-episode
         proc.wait(10)
         obs, reward, terminated, truncated, info = env.step(search)
         assert not terminated and not truncated and reward == 0.0
@@ -254,6 +358,7 @@ def test_env_survives_a_killed_server(tmp_path, bm25):
         error = info["retrieval_error"]
         assert error.startswith(f"{url}/search: ConnectError")
         assert error.endswith("(gave up after 3 attempts)")
+        assert info["retrieval_error_kind"] == "connection"
         assert obs["observation"].startswith(" <result>\n[retrieval error: ")
         assert "name: Lima" not in obs["observation"]  # no fake (or stale) passages
 
