@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import pickle
 import textwrap
 
 import pytest
@@ -59,6 +60,41 @@ def test_index_bm25_end_to_end(corpus_file, tmp_path, capsys):
     # Other settings into the same directory: refused, with the reason.
     assert main([*argv, "--k1", "1.5"]) == 2
     assert "holds a BM25 index of another corpus or configuration" in capsys.readouterr().err
+
+
+class _Payload:
+    """Unpickling this creates ``path`` (the stand-in for code a hostile pickle would run)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("fingerprint", ["stale", "matching"])
+def test_index_never_unpickles_what_is_in_out(corpus_file, tmp_path, capsys, fingerprint):
+    """A hostile rank_bm25.pkl in --out is not loaded, whatever its COMPLETE marker says."""
+    from research_env.data.corpus import load_corpus
+    from research_env.retrieval.bm25 import BM25Config, BM25Retriever
+
+    out, ran = tmp_path / "bm25", tmp_path / "payload-ran"
+    out.mkdir()
+    (out / "rank_bm25.pkl").write_bytes(pickle.dumps(_Payload(ran)))
+    config = BM25Config(backend="rank_bm25")
+    right = BM25Retriever(load_corpus(corpus_file), config, persist=False).fingerprint
+    (out / "COMPLETE").write_text(right if fingerprint == "matching" else "0123456789abcdef")
+    argv = ["index", "--corpus", str(corpus_file), "--kind", "bm25", "--out", str(out)]
+    code = main([*argv, "--bm25-backend", "rank_bm25"])
+    captured = capsys.readouterr()
+    assert not ran.exists()
+    if fingerprint == "stale":
+        assert code == 2
+        assert "holds a BM25 index of another corpus or configuration" in captured.err
+        assert "'0123456789abcdef'" in captured.err and "choose another --out" in captured.err
+    else:
+        assert code == 0 and "built and saved" in captured.out
+        assert (out / "rank_bm25.json").exists()
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
