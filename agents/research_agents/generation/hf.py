@@ -4,12 +4,19 @@ It is written out (rather than calling ``model.generate``) so the log-prob of ev
 is the one the trainer computes for it: ``log_softmax(logits / temperature)``, before any top-p or
 top-k truncation. Prompts are left-padded into one batch, prefilled once, then decoded with a KV
 cache; rows that finish are dropped from the batch (and the cache) as they go.
+
+With ``dtype`` (e.g. ``"auto"``: bfloat16 on a CPU with AVX512-BF16) the generator samples from its
+own copy of the model in that dtype and :meth:`HFGenerator.sync_weights` copies the trained
+weights into it after each update; the sampled log-probs then differ slightly from the trainer's
+(the trainer measures and corrects that, see ``GRPOConfig.logprob_correction``). On a CPU the
+decode loop uses :mod:`.kernels`: a preallocated KV cache and grouped one-token attention.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -83,6 +90,11 @@ class HFGenerator:
         max_batch_size: Most prompts decoded together; longer lists are split.
         reuse_kv: Keep the KV cache of rows that stopped on a stop string, so the next call
             that continues them (next turn: same ids + observation) only runs the new tokens.
+        dtype: Sample in this dtype (``"auto"``, ``"bfloat16"``, ... see
+            :func:`research_agents.runtime.resolve_dtype`); when it differs from ``model``'s the
+            generator keeps its own converted copy. ``None``: ``model`` as it is.
+        fast_decode: Use :mod:`.kernels` (preallocated KV cache, grouped one-token attention);
+            ``None``: on a CPU only.
     """
 
     def __init__(
@@ -91,8 +103,28 @@ class HFGenerator:
         tokenizer: PreTrainedTokenizerBase,
         max_batch_size: int = 64,
         reuse_kv: bool = True,
+        dtype: str | torch.dtype | None = None,
+        fast_decode: bool | None = None,
     ) -> None:
+        from research_agents.runtime import resolve_dtype
+
+        self.source = model
+        param = next(model.parameters())
+        want = resolve_dtype(dtype, param.device) if dtype is not None else param.dtype
+        if want != param.dtype:
+            model = copy.deepcopy(model)
+            model = cast(torch.nn.Module, model).to(want).eval()  # type: ignore[assignment]
+            for p in model.parameters():
+                p.requires_grad_(False)
         self.model = model
+        self.dtype = want
+        if fast_decode is None:
+            fast_decode = param.device.type == "cpu"
+        self.fast_decode = False
+        if fast_decode:
+            from research_agents.generation.kernels import use_decode_attention
+
+            self.fast_decode = use_decode_attention(self.model)
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_ids = eos_token_ids(model, tokenizer)
@@ -112,10 +144,20 @@ class HFGenerator:
         self._rng.set_state(state)
 
     def sync_weights(self, model: Any) -> None:
-        """Copy ``model``'s weights in, unless it is the very model this generator samples from."""
+        """Copy ``model``'s weights in, unless it is the very model this generator samples from.
+
+        For the model the generator was built from (its own copy in another dtype) this is a
+        parameter-by-parameter ``copy_`` (with the dtype conversion), ~0.1 s for SmolLM2.
+        """
         self._kv_store, self._kv_lengths = {}, set()  # computed with the old weights
-        if model is not self.model:
-            self.model.load_state_dict(model.state_dict())
+        if model is self.model:
+            return
+        if model is self.source:
+            with torch.no_grad():
+                for dst, src in zip(self.model.parameters(), model.parameters(), strict=True):
+                    dst.copy_(src)
+            return
+        self.model.load_state_dict(model.state_dict())
 
     def generate(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams
@@ -180,7 +222,13 @@ class HFGenerator:
 
         from transformers import DynamicCache
 
-        cache = DynamicCache()
+        layers = getattr(self.model.config.get_text_config(), "num_hidden_layers", None)
+        if self.fast_decode and layers:
+            from research_agents.generation.kernels import growing_cache
+
+            cache = growing_cache(int(layers), n_cached + width + params.max_new_tokens)
+        else:
+            cache = DynamicCache()
         if n_cached:
             layers = next(kv for c, kv in cached if c)
             for layer, (k0, _v0) in enumerate(layers):

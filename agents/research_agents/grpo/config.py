@@ -23,7 +23,23 @@ class GRPOConfig:
     """Rollout backend: ``"hf"`` (transformers, reference) or ``"vllm"`` (optional extra)."""
 
     dtype: str = "float32"
-    """Torch dtype of the policy (``float32`` on CPU)."""
+    """Compute dtype. ``"float32"``: everything in fp32. ``"auto"``: mixed precision where the
+    hardware runs bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA device): fp32 master
+    weights and AdamW state, forward and backward under bf16 autocast, rollouts from a bf16
+    copy of the policy synced after every update; plain fp32 elsewhere. ``"bfloat16"`` /
+    ``"float16"``: the weights themselves in that dtype (the AdamW state too)."""
+
+    logprob_correction: Literal["auto", "none", "recompute", "tis"] = "auto"
+    """The sampler/trainer log-prob mismatch (e.g. a bf16 sampler against the trainer's
+    forward). ``"none"``: the ratio's old log-probs are the sampler's. ``"recompute"``: they are
+    the trainer's own before the update. ``"tis"``: the trainer's, and each token's policy loss
+    is weighted by the truncated importance ratio ``min(p_trainer / p_sampler, tis_cap)``, the
+    correction verl and SkyRL apply to vLLM rollouts. ``"auto"``: ``"tis"`` when rollouts run in
+    another dtype than the trained weights, else ``"none"``. Logged as
+    ``train/logprob_mismatch`` (mean ``|log p_trainer - log p_sampler|``) either way."""
+
+    tis_cap: float = 2.0
+    """Upper truncation of the per-token TIS weight (``logprob_correction="tis"``)."""
 
     trainable_layers: int | None = None
     """Train only the top N decoder layers (and final norm); ``None`` trains everything."""
@@ -183,8 +199,10 @@ class GRPOConfig:
     seed: int = 0
     """Seeds data order, sampling and torch."""
 
-    threads: int | None = None
-    """``torch.set_num_threads`` (None: torch's default)."""
+    threads: int | Literal["auto"] | None = None
+    """CPU threads for torch (and numba / faiss when loaded). ``None``: the libraries' defaults;
+    ``"auto"``: 1 or 2, whichever a short matmul probe measured faster on this machine (once,
+    cached under the research-env cache; see :mod:`research_agents.runtime`)."""
 
     output_dir: str = "runs/grpo"
     """Where metrics, checkpoints and plots go."""
@@ -237,6 +255,22 @@ class GRPOConfig:
             ),
             (self.aggregation in AGGREGATIONS, f"aggregation: expected one of {AGGREGATIONS}"),
             (self.lr > 0, f"lr: expected > 0, got {self.lr}"),
+            (
+                self.dtype in ("auto", "float32", "bfloat16", "float16"),
+                f"dtype: expected auto|float32|bfloat16|float16, got {self.dtype!r}",
+            ),
+            (
+                self.logprob_correction in ("auto", "none", "recompute", "tis"),
+                f"logprob_correction: expected auto|none|recompute|tis, "
+                f"got {self.logprob_correction!r}",
+            ),
+            (self.tis_cap >= 1, f"tis_cap: expected >= 1, got {self.tis_cap}"),
+            (
+                self.threads is None
+                or self.threads == "auto"
+                or (isinstance(self.threads, int) and self.threads >= 1),
+                f"threads: expected auto, None or an integer >= 1, got {self.threads!r}",
+            ),
             (self.temperature > 0, "temperature: rollouts need temperature > 0"),
             (self.max_new_tokens >= 1, "max_new_tokens: expected >= 1"),
             (

@@ -84,6 +84,7 @@ def grpo_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     kl_clamp: float | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> LossOutput:
     """The clipped policy-gradient loss of GRPO, per token, aggregated.
 
@@ -104,6 +105,9 @@ def grpo_loss(
             ``entropy_coef > 0`` (the bonus ``- entropy_coef * entropy`` is added to the loss).
         entropy_coef: Weight of the entropy bonus (ReSearch/verl: 0.001).
         kl_clamp: Clamp of the per-token k3 estimate (verl's ``low_var_kl``: 10).
+        is_weights: Per-token weights of the policy loss, [B, T], no gradient: the truncated
+            importance ratios of TIS (trainer over sampler probability) when the ratio's
+            ``old_logp`` come from the trainer rather than the sampler.
 
     Returns:
         The loss and its parts; gradients flow only through ``logp`` at mask-1 tokens.
@@ -117,6 +121,8 @@ def grpo_loss(
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
     per_token = torch.maximum(unclipped, clipped)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach()
     # Zero masked positions before aggregating so no gradient (or NaN) leaks from them.
     maskf = mask.to(logp.dtype)
     per_token = torch.where(mask.bool(), per_token, torch.zeros_like(per_token))
