@@ -65,3 +65,49 @@ def test_verl_registry_builds_and_runs_the_tool(server, tmp_path):
 def test_bad_config_names_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['topk'\]"):
         load(tmp_path, "      topk: 2\n")
+
+
+def test_written_dataset_loads_in_verls_rlhf_dataset(server, tmp_path):
+    import json
+
+    from omegaconf import DictConfig
+    from research_agents.engines.verl_tool import compute_score, write_dataset
+    from research_agents.models import TINY, load_tokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from research_env.toolcall import SEARCH_TOOL, ToolCallFormat
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps(
+            {"id": "q-peru", "question": "What is the capital of Peru?", "golden_answers": ["Lima"]}
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "train.parquet"
+    assert write_dataset(out, {"dataset": str(qa), "retriever": f"remote:{server.url}"}) == 1
+    tools = tmp_path / "tools.yaml"
+    tools.write_text(
+        "tools:\n  - class_name: research_agents.engines.verl_tool.SearchQATool\n"
+        f"    config:\n      type: native\n      retriever: remote:{server.url}\n",
+        encoding="utf-8",
+    )
+    config = DictConfig(
+        {"tool_config_path": str(tools), "max_prompt_length": 2048, "cache_dir": str(tmp_path)}
+    )
+    dataset = RLHFDataset(str(out), load_tokenizer(TINY), config)
+    assert len(dataset) == 1 and dataset.tool_schemas == [SEARCH_TOOL]
+    item = dataset[0]
+    assert list(item["raw_prompt"]) == ToolCallFormat().messages("What is the capital of Peru?")
+    assert item["agent_name"] == "tool_agent" and item["index"] == 0
+    truth = item["reward_model"]["ground_truth"]
+    response = (
+        '<tool_call>\n{"name": "search", "arguments": {"query": "capital of Peru"}}\n</tool_call>'
+        "user\n<tool_response>\nDoc 1 (Title: Peru) name: Lima\n</tool_response>\nassistant\n"
+        "<think>It is Lima.</think><answer>\\boxed{Lima}</answer>"
+    )
+    assert compute_score("searchqa/train", response, truth, item["extra_info"])["score"] == 1.0
+    wrong = response.replace("{Lima}</answer>", "{Cusco}</answer>")
+    assert compute_score("searchqa/train", wrong, truth)["score"] == 0.0
+    assert compute_score("searchqa/train", "no answer", truth)["answered"] == 0.0

@@ -15,40 +15,39 @@ tool config (``actor_rollout_ref.rollout.multi_turn.tool_config_path``)::
           top_k: 3
           template: searchr1
 
-The tool's schema (name ``search``, one string argument ``query``) is built in; a
-``tool_schema`` entry in the YAML replaces it. Rewards stay with verl's reward function (score
-the final answer with :func:`research_env.rewards.exact_match` or the protocol's
-``score_response``); the tool returns 0.
+The tool's schema (name ``search``, one string argument ``query``:
+:data:`research_env.toolcall.SEARCH_TOOL`) is built in; a ``tool_schema`` entry in the YAML
+replaces it. The tool's own reward is 0: :func:`compute_score` is the reward function to give
+verl (``reward.custom_reward_function.path=<this file> ...name=compute_score``), and
+:func:`write_dataset` (``python -m research_agents.engines.verl_tool --split train --out
+train.parquet``) writes verl's parquet with the tool-call prompt of
+:class:`~research_env.toolcall.ToolCallFormat` and ``agent_name: tool_agent``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
+from research_agents.engines.common import env_kwargs, question_rows
+from research_env.actions import Answer, parse_action
+from research_env.env import SearchQAEnv
 from research_env.resolve import resolve_retriever
 from research_env.retrieval.base import RetrievalError
+from research_env.rewards import exact_match, f1_score
 from research_env.templates import get_template
+from research_env.toolcall import SEARCH_TOOL, ToolCallFormat
 
-__all__ = ["SEARCH_SCHEMA", "SearchQATool"]
+__all__ = ["SearchQATool", "compute_score", "dataset_rows", "write_dataset"]
 
-SEARCH_SCHEMA: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search the corpus; returns the most relevant passages.",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "A short search query."}},
-            "required": ["query"],
-        },
-    },
-}
-"""The ``search`` tool's OpenAI function schema."""
 
 _KEYS = ("type", "retriever", "top_k", "template", "max_query_chars")
 
@@ -60,7 +59,8 @@ class SearchQATool(BaseTool):  # type: ignore[misc]  # verl ships no py.typed
         config: ``retriever`` (default ``"bm25"``), ``top_k`` (3), ``template`` (the template
             whose observation format renders the passages; default ``"searchr1"``) and
             ``max_query_chars`` (512); verl's ``type: native``.
-        tool_schema: verl's parsed schema, or ``None`` for :data:`SEARCH_SCHEMA`.
+        tool_schema: verl's parsed schema, or ``None`` for
+            :data:`research_env.toolcall.SEARCH_TOOL`.
 
     Raises:
         ValueError: On an unknown config key or a bad value, naming it.
@@ -80,7 +80,7 @@ class SearchQATool(BaseTool):  # type: ignore[misc]  # verl ships no py.typed
         self.top_k = top_k
         self.max_query_chars = int(config.get("max_query_chars", 512))
         self._searches: dict[str, int] = {}
-        schema = tool_schema or OpenAIFunctionToolSchema.model_validate(SEARCH_SCHEMA)
+        schema = tool_schema or OpenAIFunctionToolSchema.model_validate(SEARCH_TOOL)
         super().__init__(config, schema)
 
     async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, Any]:
@@ -124,3 +124,94 @@ class SearchQATool(BaseTool):  # type: ignore[misc]  # verl ships no py.typed
     def searches(self, instance_id: str) -> int:
         """How many searches the instance ran."""
         return self._searches.get(instance_id, 0)
+
+
+_ANSWER_RE = re.compile(r"<answer>.*?</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Mapping[str, Any],
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    r"""Verl's reward function: EM of the last ``<answer>`` in the response (F1 logged).
+
+    The answer is extracted as the env extracts it (``\boxed{}`` content when present);
+    ``extra_info["reward"] = "f1"`` makes the score F1 instead of EM.
+
+    Args:
+        data_source: verl's data source column (unused).
+        solution_str: The decoded response (tool calls and tool messages included).
+        ground_truth: ``{"target": [answers...]}``, as :func:`dataset_rows` writes it.
+        extra_info: The row's ``extra_info``.
+        **kwargs: Whatever else verl passes.
+
+    Returns:
+        ``score`` (what verl trains on), ``em``, ``f1`` and ``answered``.
+    """
+    golds = [str(g) for g in ground_truth["target"]]
+    answers = _ANSWER_RE.findall(solution_str)
+    parsed = parse_action(answers[-1]) if answers else None
+    if not isinstance(parsed, Answer):
+        return {"score": 0.0, "em": 0.0, "f1": 0.0, "answered": 0.0}
+    em, f1 = exact_match(parsed.text, golds), f1_score(parsed.text, golds)
+    use_f1 = (extra_info or {}).get("reward") == "f1"
+    return {"score": f1 if use_f1 else em, "em": em, "f1": f1, "answered": 1.0}
+
+
+def dataset_rows(env_config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Verl dataset rows: tool-call chat prompt, ``reward_model.ground_truth``, ``extra_info``."""
+    env = SearchQAEnv(**env_kwargs(env_config, "env_config"))
+    fmt = ToolCallFormat()
+    rows = [
+        {
+            "data_source": f"searchqa/{env.split}",
+            "agent_name": "tool_agent",
+            "prompt": fmt.messages(row.question),
+            "ability": "search",
+            "reward_model": {"style": "rule", "ground_truth": {"target": row.golden_answers}},
+            "extra_info": {
+                "index": row.index,
+                "question_id": row.question_id,
+                "split": env.split,
+                "need_tools_kwargs": False,
+            },
+        }
+        for row in question_rows(env)
+    ]
+    env.close()
+    return rows
+
+
+def write_dataset(path: str | Path, env_config: Mapping[str, Any] | None = None) -> int:
+    """Write verl's parquet for the split ``env_config`` names; return the row count."""
+    import pandas as pd
+
+    rows = dataset_rows(env_config)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame(rows).to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return len(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m research_agents.engines.verl_tool``: write a split as verl's parquet."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", required=True, help="the .parquet file to write")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--dataset", default="factbook", help="'factbook' or a .jsonl file")
+    args = parser.parse_args(argv)
+    try:
+        n = write_dataset(args.out, {"dataset": args.dataset, "split": args.split})
+    except (ValueError, OSError) as e:
+        parser.exit(2, f"error: {e}\n")
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
