@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "serve a retriever over HTTP (ReSearch/Search-R1 APIs)",
     ),
     "train": ("research_agents.commands.train", "train the GRPO agent on SearchQA-v0"),
+    "view": ("research_env.commands.view", "write a static HTML page of a run's episodes"),
     "eval": ("research_agents.commands.evaluate", "evaluate a checkpoint, model or baseline"),
     "leaderboard": ("research_agents.commands.leaderboard", "run and render a leaderboard suite"),
 }

@@ -16,7 +16,12 @@ from research_env.episode import Episode
 from research_env.protocols import SearchProtocol, get_protocol, paper_components
 from research_env.protocols import research as research_rules
 from research_env.protocols import searchr1 as searchr1_rules
-from research_env.resolve import DEFAULT_DATASET, resolve_dataset, resolve_retriever
+from research_env.resolve import (
+    DEFAULT_DATASET,
+    default_retriever,
+    resolve_dataset,
+    resolve_retriever,
+)
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.closed import PerExampleRetriever
 from research_env.rewards import RewardFn, get_reward_fn, score_answer
@@ -116,12 +121,16 @@ class SearchQAEnv(gym.Env[ObsType, str]):
       explicitly overrides it. See ``docs/fidelity.md``.
     - ``eos_text``: the tokenizer's EOS text (default: ``tokenizer.eos_token``, else
       ``<|im_end|>``); under ``research`` an action ending with it ends the episode.
-    - ``dataset``: ``"factbook"``, a FlashRAG-style ``.jsonl`` path, or a list of ``QAExample``.
-    - ``split``: ``"train"`` / ``"dev"`` / ``"test"`` (Factbook world only).
+    - ``dataset``: ``"factbook"``, a registered benchmark name (``"hotpotqa"``), a
+      FlashRAG-style QA file (``.jsonl``, ``.json``, ``.jsonl.gz``), or a list of ``QAExample``.
+    - ``split``: ``"train"`` / ``"dev"`` / ``"test"``; a QA file is one split, so with a file
+      anything but ``"train"`` (the whole file) is refused.
     - ``retriever``: ``"bm25"`` (bm25s backend), ``"bm25:rank_bm25"``, ``"closed"`` (each
       question searches only the passages in its ``metadata["context"]``, HotpotQA distractor
-      style), or any ``Retriever`` (one with ``for_example(example)`` is specialised per
-      question on ``reset``).
+      style), ``"remote:<url>"``, or any ``Retriever`` (one with ``for_example(example)`` is
+      specialised per question on ``reset``). Default: ``"closed"`` for questions that all
+      carry their passages, else BM25 over the Factbook corpus for the Factbook world and
+      example lists; a dataset file or name must name its retriever.
     - ``top_k``: passages per search. ``max_turns``: actions per episode.
     - ``reward``: preset name or callable. ``template``: ``research_base``,
       ``research_instruct`` or ``searchr1`` (or a ``PromptTemplate``).
@@ -144,7 +153,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         self,
         dataset: str | Path | Sequence[QAExample] = DEFAULT_DATASET,
         split: str = "train",
-        retriever: str | Retriever = "bm25",
+        retriever: str | Retriever | None = None,
         top_k: int | None = None,
         max_turns: int | None = None,
         reward: str | RewardFn | None = None,
@@ -186,7 +195,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         self.examples = resolve_dataset(dataset, split)
         self.split = split
         self._index_of = {e.id: i for i, e in enumerate(self.examples)}
-        self.retriever = resolve_retriever(retriever)
+        self.retriever = resolve_retriever(
+            default_retriever(dataset, self.examples) if retriever is None else retriever
+        )
         # Checked once: a runtime Protocol isinstance costs ~75 µs, too much for every reset.
         self._per_example = isinstance(self.retriever, PerExampleRetriever)
         self._episode_retriever: Retriever = self.retriever

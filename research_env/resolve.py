@@ -22,18 +22,34 @@ if TYPE_CHECKING:
 
 DEFAULT_DATASET = "factbook"
 SPLITS = ("train", "dev", "test")
+FILE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+"""Endings of the QA files ``dataset=`` reads (FlashRAG-style records)."""
+
+
+def is_dataset_file(dataset: object) -> bool:
+    """Whether ``dataset`` names a QA file (one split of questions) rather than a dataset.
+
+    >>> is_dataset_file("hotpot_dev.jsonl.gz"), is_dataset_file("factbook")
+    (True, False)
+    """
+    return isinstance(dataset, str | Path) and str(dataset).endswith(FILE_SUFFIXES)
 
 
 def resolve_dataset(dataset: str | Path | Sequence[QAExample], split: str) -> list[QAExample]:
     """Return the examples named by ``dataset`` and ``split``.
 
     Args:
-        dataset: ``"factbook"`` (the embedded world), a path to a FlashRAG-style ``.jsonl`` file
-            (``split`` is then ignored), or the examples themselves.
+        dataset: ``"factbook"`` (the embedded world); a registered benchmark name such as
+            ``"hotpotqa"`` (:func:`research_env.data.datasets.load_dataset`, FlashRAG's split
+            from the Hub cache); a FlashRAG-style QA file (``.jsonl``, ``.json``,
+            ``.jsonl.gz``), which is one split: ``split`` must then be ``"train"`` (the
+            default: the whole file), anything else is refused rather than ignored; or the
+            examples themselves.
         split: ``"train"``, ``"dev"`` or ``"test"`` for the Factbook world.
 
     Raises:
         ValueError: On an unknown dataset name or split, or an empty dataset.
+        FileNotFoundError: If a QA file does not exist.
     """
     if isinstance(dataset, str) and dataset == DEFAULT_DATASET:
         if split not in SPLITS:
@@ -41,13 +57,26 @@ def resolve_dataset(dataset: str | Path | Sequence[QAExample], split: str) -> li
         from research_env.data.factbook import load_factbook_world
 
         return load_factbook_world().split(split)
-    if isinstance(dataset, str | Path):
-        path = Path(dataset)
-        if path.suffix != ".jsonl":
+    if is_dataset_file(dataset):
+        path = Path(dataset)  # type: ignore[arg-type]
+        if split != "train":
             raise ValueError(
-                f"expected dataset {DEFAULT_DATASET!r} or a path to a .jsonl file, got {dataset!r}"
+                f"dataset {str(path)!r} is one file, with no {split!r} split; pass the file of "
+                f"that split as the dataset (for training: GRPOConfig.eval_dataset), or leave "
+                "split at 'train' (the whole file)"
             )
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset: no file at {path}")
         return load_qa_jsonl(path)
+    if isinstance(dataset, str | Path):
+        from research_env.data.datasets import DATASETS, load_dataset
+
+        if isinstance(dataset, str) and dataset.lower() in {n.lower() for n in DATASETS}:
+            return load_dataset(dataset, None, split)
+        raise ValueError(
+            f"expected dataset {DEFAULT_DATASET!r}, a registered name ({', '.join(DATASETS)}), "
+            f"a QA file ({', '.join(FILE_SUFFIXES)}) or a list of QAExample, got {dataset!r}"
+        )
     examples = list(dataset)
     if not examples or not all(isinstance(e, QAExample) for e in examples):
         raise ValueError("expected a non-empty sequence of QAExample as dataset")
@@ -122,6 +151,32 @@ def closed_corpus() -> Retriever:
     from research_env.retrieval.closed import ClosedCorpusRetriever
 
     return ClosedCorpusRetriever()
+
+
+def default_retriever(
+    dataset: str | Path | Sequence[QAExample], examples: Sequence[QAExample]
+) -> str:
+    """The retriever an env uses when none is given.
+
+    ``"bm25"`` (the Factbook corpus) for the Factbook world and for examples passed as a list;
+    ``"closed"`` when every example carries its own passages (``metadata["context"]``). A
+    dataset file or benchmark name must otherwise name its retriever: searching the Factbook
+    corpus for HotpotQA questions would train on noise.
+
+    Raises:
+        ValueError: Naming the dataset and the retrievers to choose from.
+    """
+    if isinstance(dataset, str) and dataset == DEFAULT_DATASET:
+        return "bm25"
+    if examples and all(e.metadata.get("context") for e in examples):
+        return "closed"
+    if not isinstance(dataset, str | Path):
+        return "bm25"  # examples built in code: the Factbook corpus, as documented
+    raise ValueError(
+        f"dataset {str(dataset)!r} needs retriever=: the default BM25 index holds only the "
+        "Factbook corpus; pass 'remote:http://127.0.0.1:8000' (a `searchqa serve` over your "
+        "corpus), 'closed' (questions that carry metadata['context']) or a Retriever"
+    )
 
 
 def resolve_retriever(retriever: str | Retriever) -> Retriever:

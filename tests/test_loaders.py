@@ -64,10 +64,13 @@ def test_env_accepts_a_jsonl_dataset(tmp_path):
             )
         ],
     )
-    env = gym.make("SearchQA-v0", dataset=str(f))
+    # A file of your own questions does not silently search the Factbook corpus: name it.
+    with pytest.raises(ValueError, match=r"mine\.jsonl' needs retriever=: the default BM25"):
+        gym.make("SearchQA-v0", dataset=str(f))
+    env = gym.make("SearchQA-v0", dataset=str(f), retriever="bm25")
     obs, info = env.reset(seed=0)
     assert info["question_id"] == "p" and obs["question"] == "What is the capital of Peru?"
-    with pytest.raises(
-        ValueError, match=r"expected dataset 'factbook' or a path to a \.jsonl file"
-    ):
-        gym.make("SearchQA-v0", dataset="hotpotqa")
+    with pytest.raises(ValueError, match=r"mine\.jsonl' is one file, with no 'dev' split"):
+        gym.make("SearchQA-v0", dataset=str(f), split="dev", retriever="bm25")
+    with pytest.raises(ValueError, match=r"a registered name \(hotpotqa, .*got 'hotpot\.csv'"):
+        gym.make("SearchQA-v0", dataset="hotpot.csv")

@@ -339,7 +339,7 @@ def check_config(cfg: GRPOConfig) -> None:
     Raises:
         UsageError: The first problem, as one line naming the field and the valid choices.
     """
-    from research_env.resolve import resolve_dataset, resolve_retriever
+    from research_env.resolve import is_dataset_file, resolve_dataset, resolve_retriever
     from research_env.rewards import REWARD_PRESETS
     from research_env.templates import TEMPLATES
 
@@ -369,9 +369,23 @@ def check_config(cfg: GRPOConfig) -> None:
         if not callable(fn):
             raise UsageError(f"reward_hook: {cfg.reward_hook!r} is not a callable")
     check_model(cfg.model)
+    if is_dataset_file(cfg.dataset):
+        if not cfg.eval_dataset:
+            raise UsageError(
+                f"eval_dataset: dataset {cfg.dataset!r} is one file, so evaluating on it would "
+                "score the training questions; pass the held-out file as --eval_dataset FILE"
+            )
+        if cfg.retriever.split(":")[0] in ("bm25", "dense", "hybrid"):
+            raise UsageError(
+                f"retriever: {cfg.retriever!r} searches the Factbook corpus, not {cfg.dataset!r}'s;"
+                " pass --retriever remote:http://127.0.0.1:8000 (`searchqa serve` over your "
+                "corpus) or closed (questions that carry metadata['context'])"
+            )
+    eval_dataset = cfg.eval_dataset or cfg.dataset
+    eval_split = "train" if is_dataset_file(eval_dataset) else cfg.eval_split
     for split, dataset, field_name in (
         (cfg.train_split, cfg.dataset, "dataset"),
-        (cfg.eval_split, getattr(cfg, "eval_dataset", None) or cfg.dataset, "eval_split"),
+        (eval_split, eval_dataset, "eval_dataset" if cfg.eval_dataset else "eval_split"),
     ):
         try:
             examples = resolve_dataset(dataset, split)
