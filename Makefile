@@ -52,7 +52,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-vllm: $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/pytest -m vllm -q tests/test_vllm_generator.py
+	$(VLLM_VENV)/bin/pytest -m vllm -q tests/test_vllm_generator.py tests/test_remote_vllm.py
 
 # RL engines (optional): skyrl-gym and verifiers install into .venv without touching torch or
 # transformers; their tests drive each engine's own code (docs/agents.md, "Engines").
