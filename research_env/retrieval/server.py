@@ -85,10 +85,12 @@ from research_env.data.types import Passage
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.batching import BatchStats, MicroBatcher, ServerOverloaded
 from research_env.retrieval.server_connections import (
+    ACCEPT_BATCH,
     ConnectionLimits,
     ConnectionStats,
     effective_max_connections,
     guarded_protocol,
+    guarded_server,
 )
 from research_env.retrieval.server_limits import BodyLimit
 
@@ -541,6 +543,7 @@ def uvicorn_config(
         access_log=access_log,
         http=protocol,
         timeout_keep_alive=max(1, math.ceil(config.idle_timeout_s)),
+        backlog=ACCEPT_BATCH,
     )
 
 
@@ -562,8 +565,6 @@ def serve(
         sock: A socket already bound with :func:`bind_socket` (``searchqa serve`` binds before
             loading a large index, so a taken port fails fast); default: bind ``config``'s.
     """
-    import uvicorn
-
     config = config or ServerConfig()
     if not is_loopback(config.host):
         print(_EXPOSED_WARNING.format(host=config.host, port=config.port), file=sys.stderr)
@@ -578,7 +579,7 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    guarded_server(uv_config).run(sockets=[sock])
 
 
 class BackgroundServer:
@@ -602,12 +603,11 @@ class BackgroundServer:
         *,
         log_level: str = "warning",
     ) -> None:
-        import uvicorn
 
         self.config = config or ServerConfig()
         self._uvicorn = uvicorn_config(retriever, self.config, log_level=log_level)
         self.app: FastAPI = self._uvicorn.app
-        self._server = uvicorn.Server(self._uvicorn)
+        self._server = guarded_server(self._uvicorn)
         self._thread: threading.Thread | None = None
         self.url = ""
         """The base URL, set by :meth:`start`."""

@@ -26,10 +26,21 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 FD_RESERVE = 64
 """File descriptors kept free for everything but client connections (index files, logs, ...)."""
+
+ACCEPT_BATCH = 8
+"""Connections asyncio accepts per wake-up (its ``backlog`` argument). A connection is made,
+and the cap applied to it, a few loop iterations after its accept, and an evicted one's file is
+closed an iteration later: with small batches the files in that pipeline stay well inside
+:data:`FD_RESERVE`, so a burst of connections never exhausts them (which would pause accepting
+for a second)."""
+
+LISTEN_BACKLOG = 2048
+"""The kernel's queue of connections not yet accepted (set again after asyncio's ``listen``)."""
 
 
 def fd_limit() -> int | None:
@@ -201,3 +212,20 @@ def guarded_protocol(limits: ConnectionLimits) -> tuple[type[GuardedH11Protocol]
         "SearchQAH11Protocol", (GuardedH11Protocol,), {"limits": limits, "stats": stats}
     )
     return protocol, stats
+
+
+def guarded_server(config: Any) -> Any:
+    """Return a ``uvicorn.Server`` for ``config`` that keeps a long kernel queue.
+
+    It accepts at most :data:`ACCEPT_BATCH` connections per wake-up while the kernel queues up
+    to :data:`LISTEN_BACKLOG`: ``config.backlog`` should be :data:`ACCEPT_BATCH` (asyncio passes
+    it to ``listen`` too), and the server raises the kernel's queue once it listens.
+    """
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            for sock in sockets or []:  # the sockets serve() and BackgroundServer bind
+                sock.listen(LISTEN_BACKLOG)
+
+    return _Server(config)
