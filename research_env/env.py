@@ -174,6 +174,11 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         template = proto.template if template is None else template
         invalid_action = proto.invalid_action if invalid_action is None else invalid_action
         last_turn = proto.last_turn if last_turn is None else last_turn
+        if isinstance(tokenizer, str | Path):
+            raise TypeError(
+                f"tokenizer: expected a tokenizer object, got the name {str(tokenizer)!r}; pass "
+                f"transformers.AutoTokenizer.from_pretrained({str(tokenizer)!r})"
+            )
         if eos_text is None:
             eos_text = getattr(tokenizer, "eos_token", None) or DEFAULT_EOS_TEXT
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -219,6 +224,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             ),
         )
         self._episode: Episode | None = None
+        self._ending = ""  # render()'s last line once the episode is over
         self._pending: Action | _End | None = None
 
     # ------------------------------------------------------------------ reset
@@ -233,6 +239,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             self._episode_retriever = cast(PerExampleRetriever, self.retriever).for_example(example)
         prompt = self.template.render(example.question, self.tokenizer)
         self._episode = Episode(example=example, prompt=prompt)
+        self._ending = ""
         self._pending = None
         obs = {"prompt": prompt, "observation": "", "question": example.question}
         info = {
@@ -412,6 +419,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             "answer_in_retrieval": ep.answer_in_retrieval,
         }
         if ep.done:
+            self._ending = (
+                f"[end] {info['end_reason']}: reward {reward:g}, prediction "
+                f"{info.get('prediction')!r}, gold {list(ep.example.golden_answers)}"
+            )
             info["golden_answers"] = list(ep.example.golden_answers)
             info["retrieval_failed"] = ep.retrieval_failed
             info["invalid_actions"] = ep.invalid_actions
@@ -479,6 +490,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         lines = [f"[question] {ep.example.question}"]
         for role, text in ep.log:
             lines.append(f"[{role}] {text.strip()}")
+        if self._ending:
+            lines.append(self._ending)
         return "\n".join(lines) + "\n"
 
     @property

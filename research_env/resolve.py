@@ -6,6 +6,7 @@ one index instead of loading their own.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -91,7 +92,36 @@ def factbook_bm25(backend: str = "bm25s") -> BM25Retriever:
     if backend not in BACKENDS:
         raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
     config = replace(FACTBOOK_BM25, backend=backend)
-    return BM25Retriever(load_factbook_world().corpus, config)
+    retriever = BM25Retriever(load_factbook_world().corpus, config)
+    if backend == "bm25s" and numba_cache_cold():
+        print(
+            "research-env: the first search compiles the BM25 kernel with numba "
+            "(once per machine, 10-30 s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return retriever
+
+
+def numba_cache_cold() -> bool:
+    """Whether numba has no compiled copy of the BM25 kernel cached yet (first use here)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("numba") is None:
+        return False  # the numpy path compiles nothing
+    spec = importlib.util.find_spec("research_env.retrieval._maxscore")
+    if spec is None or spec.origin is None:
+        return False
+    module = Path(spec.origin)
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    # numba caches beside the module, or under NUMBA_CACHE_DIR (mirroring its folder) when set
+    place = (
+        Path(root) / module.parent.relative_to(module.anchor)
+        if root
+        else module.parent / "__pycache__"
+    )
+    return not any(place.glob(f"{module.stem}.*.nbi"))
 
 
 REMOTE_PROTOCOLS: dict[str, RemoteProtocol] = {

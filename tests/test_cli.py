@@ -269,3 +269,26 @@ def test_user_agent_imports_from_the_current_folder(tmp_path: Path) -> None:
     task = result["results"]["factbook"]
     assert result["label"] == "my_agents:make" and task["n"] == 7
     assert task["metrics"]["answered"] == 1.0  # every question got the agent's answer
+
+
+def test_first_search_on_a_cold_numba_cache_says_so(tmp_path: Path) -> None:
+    """A cold numba cache (a fresh NUMBA_CACHE_DIR) makes the env say the first search compiles;
+    a warm one says nothing."""
+    code = "import gymnasium as gym, research_env; gym.make('SearchQA-v0')"
+    note = "the first search compiles the BM25 kernel with numba"
+    cold = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cold.returncode == 0 and note in cold.stderr, cold.stderr
+    assert cold.stderr.count(note) == 1
+    from research_env.resolve import numba_cache_cold
+
+    if not numba_cache_cold():  # this checkout's cache is warm once any test has searched
+        warm = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert warm.returncode == 0 and note not in warm.stderr
