@@ -73,7 +73,7 @@ def test_split_contents_edge_cases():
         (json.dumps({"id": True, "text": "t"}), r"c\.jsonl:2: field 'id'"),
         (
             json.dumps({"id": "0", "text": "dup"}),
-            r"c\.jsonl:2: duplicate id '0' \(first seen on line 1",
+            r"c\.jsonl:2: duplicate id '0' \(first seen at .*c\.jsonl:1\)",
         ),
     ],
 )
@@ -122,9 +122,21 @@ def test_jsonl_corpus_reads_by_offset_and_caches_offsets(tmp_path, monkeypatch):
     assert len(JsonlCorpus(f)) == 10
 
 
-def test_jsonl_corpus_error_on_access_names_the_line(tmp_path):
+def test_jsonl_corpus_checks_every_line_when_it_scans(tmp_path):
     f = _write(tmp_path / "c.jsonl", [json.dumps({"id": "0", "text": "ok"}), "", '{"id": "1"}'])
-    corpus = JsonlCorpus(f, cache=False)  # offsets only: lines are parsed when read
+    with pytest.raises(DataFormatError, match=r"c\.jsonl:3: missing field 'contents'"):
+        JsonlCorpus(f, cache=False)
+
+
+def test_jsonl_corpus_error_on_access_names_the_line(tmp_path):
+    f = _write(
+        tmp_path / "c.jsonl",
+        [json.dumps({"id": "0", "text": "ok"}), "", '{"id": "1", "text": "x"}'],
+    )
+    corpus = JsonlCorpus(f, cache=False)
     assert corpus[0].text == "ok"
+    # the file changes under the corpus (which it must not): the error still names the line
+    data = f.read_bytes().replace(b'"text": "x"', b'"txet": "x"')
+    f.write_bytes(data)
     with pytest.raises(DataFormatError, match=r"c\.jsonl:3: missing field 'contents'"):
         corpus[1]

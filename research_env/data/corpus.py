@@ -14,106 +14,49 @@ Three ways to read a file:
 * :func:`load_corpus` reads them all into a list;
 * :class:`JsonlCorpus` keeps only the byte offset of each line (8 bytes per passage) and reads a
   passage from disk when it is asked for. This is how a 21M-passage wiki-18 is served without
-  holding its 13 GB of text in memory. The offsets are computed by one scan of the file and
-  cached under ``cache_dir()/corpus/``, keyed by the file's path, size and modification time.
+  holding its 13 GB of text in memory. The offsets are computed by one scan of the file, which
+  also checks every line and that ids are unique, and cached under ``cache_dir()/corpus/``,
+  keyed by the file's path, size and modification time.
+
+Every reader checks lines with :mod:`research_env.data.validation`, the rules the QA loaders
+use too: ``file:line`` and the field in every error.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import time
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, cast, overload
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from research_env.cache import atomic_write_bytes, cache_dir, fingerprint
-from research_env.data.loaders import DataFormatError
+from research_env.data.files import iter_jsonl_lines
 from research_env.data.types import Passage
+from research_env.data.validation import (
+    DataFormatError,
+    UniqueIds,
+    duplicate,
+    parse_json,
+    passage_from_record,
+    split_contents,
+)
 
-_OFFSETS_VERSION = "1"
+__all__ = [
+    "JsonlCorpus",
+    "iter_corpus_jsonl",
+    "load_corpus",
+    "passage_from_record",
+    "split_contents",
+]
 
-
-def split_contents(contents: str) -> tuple[str, str]:
-    r"""Split a FlashRAG ``contents`` string into ``(title, text)``.
-
-    Args:
-        contents: ``"Title"\ntext`` (the quotes are optional).
-
-    Returns:
-        The title without its surrounding quotes, and the text. Without a newline the whole
-        string is the text and the title is empty.
-
-    >>> split_contents('"Aaron"\nAaron is a prophet.')
-    ('Aaron', 'Aaron is a prophet.')
-    >>> split_contents('Title\nline 1\nline 2')
-    ('Title', 'line 1\nline 2')
-    >>> split_contents('no title here')
-    ('', 'no title here')
-    """
-    title, newline, text = contents.partition("\n")
-    if not newline:
-        return "", contents
-    if len(title) >= 2 and title[0] == '"' and title[-1] == '"':
-        title = title[1:-1]
-    return title, text
-
-
-def passage_from_record(record: Any, where: str) -> Passage:
-    """Turn one parsed corpus line into a :class:`Passage`.
-
-    Args:
-        record: The parsed JSON value of the line.
-        where: ``file:line``, used in error messages.
-
-    Raises:
-        DataFormatError: If the record is not an object, lacks ``id``, or has neither a string
-            ``contents`` nor a string ``text``; the message names ``where`` and the field.
-    """
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    if "id" not in record:
-        raise DataFormatError(f"{where}: missing field 'id' (have {sorted(record)})")
-    pid = record["id"]
-    if isinstance(pid, bool) or not isinstance(pid, str | int):
-        raise DataFormatError(f"{where}: field 'id' must be a string or an integer, got {pid!r}")
-    if "text" in record:
-        text, title = record["text"], record.get("title", "")
-        if not isinstance(text, str):
-            raise DataFormatError(f"{where}: field 'text' must be a string, got {text!r}")
-        if not isinstance(title, str):
-            raise DataFormatError(f"{where}: field 'title' must be a string, got {title!r}")
-        return Passage(str(pid), title, text)
-    if "contents" in record:
-        contents = record["contents"]
-        if not isinstance(contents, str):
-            raise DataFormatError(f"{where}: field 'contents' must be a string, got {contents!r}")
-        title, text = split_contents(contents)
-        return Passage(str(pid), title, text)
-    raise DataFormatError(
-        f"{where}: missing field 'contents' (or 'title' and 'text'); have {sorted(record)}"
-    )
-
-
-def _parse_line(line: str | bytes, where: str) -> Passage:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from e
-    except UnicodeDecodeError as e:
-        raise DataFormatError(f"{where}: not UTF-8 ({e.reason} at byte {e.start})") from e
-    return passage_from_record(record, where)
-
-
-def _open_binary(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
+_OFFSETS_VERSION = "2"  # 2: the scan validates every line and rejects duplicate ids
 
 
 def iter_corpus_jsonl(path: str | Path) -> Iterator[Passage]:
@@ -136,10 +79,8 @@ def iter_corpus_jsonl(path: str | Path) -> Iterator[Passage]:
 
 
 def _iter_numbered(path: Path) -> Iterator[tuple[int, Passage]]:
-    with _open_binary(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.isspace():
-                yield lineno, _parse_line(line, f"{path}:{lineno}")
+    for lineno, record in iter_jsonl_lines(path):
+        yield lineno, passage_from_record(record, f"{path}:{lineno}")
 
 
 def load_corpus(path: str | Path) -> list[Passage]:
@@ -159,14 +100,9 @@ def load_corpus(path: str | Path) -> list[Passage]:
         FileNotFoundError: If ``path`` does not exist.
     """
     passages: list[Passage] = []
-    seen: dict[str, int] = {}
+    seen = UniqueIds()
     for lineno, passage in _iter_numbered(Path(path)):
-        if passage.id in seen:
-            raise DataFormatError(
-                f"{path}:{lineno}: duplicate id {passage.id!r} (first seen on line "
-                f"{seen[passage.id]})"
-            )
-        seen[passage.id] = lineno
+        seen.add(passage.id, f"{path}:{lineno}")
         passages.append(passage)
     if not passages:
         raise DataFormatError(f"{path}: no passages found")
@@ -242,30 +178,67 @@ class JsonlCorpus(Sequence[Passage]):
         self._fd_pid = 0
 
     def _scan(self, progress: bool) -> tuple[npt.NDArray[np.int64], str]:
-        """Return the offsets of the non-blank lines (+ the file size) and a content hash."""
+        """Return the offsets of the non-blank lines (+ the file size) and a content hash.
+
+        Every line is parsed and checked as :func:`load_corpus` checks it, and ids must be
+        unique (64-bit hashes of them are kept during the scan: 8 bytes per passage).
+
+        Raises:
+            DataFormatError: On the first malformed line or duplicate id (``file:line``).
+        """
         from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
 
-        starts: list[int] = []
+        starts = array("q")
+        hashes = array("q")
         digest = hashlib.sha256()
         position = 0
         bar = tqdm(
             total=self._size,
             unit="B",
             unit_scale=True,
-            desc=f"indexing lines of {self.path.name}",
+            desc=f"checking and indexing lines of {self.path.name}",
             disable=not progress,
         )
         with self.path.open("rb") as f, bar:
-            for line in f:
-                if not line.isspace():
+            for lineno, line in enumerate(f, start=1):
+                if line and not line.isspace():
+                    where = f"{self.path}:{lineno}"
+                    passage = passage_from_record(parse_json(line, where, first=lineno == 1), where)
                     starts.append(position)
+                    hashes.append(hash(passage.id))
                 digest.update(line)
                 position += len(line)
                 if len(starts) % 65536 == 0:
                     bar.update(position - bar.n)
             bar.update(position - bar.n)
         starts.append(position)
-        return np.asarray(starts, dtype=np.int64), digest.hexdigest()[:16]
+        offsets = np.frombuffer(starts, dtype=np.int64).copy()
+        self._check_unique(offsets, np.frombuffer(hashes, dtype=np.int64))
+        return offsets, digest.hexdigest()[:16]
+
+    def _check_unique(self, offsets: npt.NDArray[np.int64], hashes: npt.NDArray[np.int64]) -> None:
+        """Raise on the first (in file order) passage whose id an earlier passage has."""
+        order = np.argsort(hashes, kind="stable")
+        same = np.nonzero(hashes[order][1:] == hashes[order][:-1])[0]
+        if not len(same):
+            return
+        later = {int(order[k + 1]) for k in same}  # has an earlier passage of equal hash
+        with self.path.open("rb") as f:
+
+            def read_id(i: int) -> str:
+                f.seek(int(offsets[i]))
+                line = f.read(int(offsets[i + 1] - offsets[i]))
+                where = f"{self.path}:passage {i}"
+                return passage_from_record(parse_json(line, where, first=i == 0), where).id
+
+            for i in sorted(later):
+                same_hash = np.nonzero(hashes[:i] == hashes[i])[0]
+                first = next((int(j) for j in same_hash if read_id(int(j)) == read_id(i)), None)
+                if first is not None:
+                    at = f"{self.path}:{self._line_of(int(offsets[i]))}"
+                    raise duplicate(
+                        read_id(i), at, f"{self.path}:{self._line_of(int(offsets[first]))}"
+                    )
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -288,7 +261,8 @@ class JsonlCorpus(Sequence[Passage]):
         start, end = int(self._offsets[i]), int(self._offsets[i + 1])
         data = os.pread(self._file(), end - start, start)
         try:
-            return _parse_line(data, f"{self.path}:passage {i}")
+            where = f"{self.path}:passage {i}"
+            return passage_from_record(parse_json(data, where, first=start == 0), where)
         except DataFormatError as e:
             where = f"{self.path}:{self._line_of(start)}"
             raise DataFormatError(str(e).replace(f"{self.path}:passage {i}", where, 1)) from e

@@ -36,23 +36,32 @@ which says what to download and where to put it.
 
 from __future__ import annotations
 
-import ast
-import csv
 import importlib
-import json
 import os
-import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from research_env.data.loaders import DataFormatError, _example_from_record
+from research_env.data.families import (
+    HOTPOTQA_LEVELS,
+    HOTPOTQA_TYPES,
+    MUSIQUE_TYPES,
+    POPQA_KEPT,
+    TWOWIKI_TYPES,
+)
+from research_env.data.files import iter_records
+from research_env.data.registry import DATASETS, HUB_REPO, DatasetSpec, get_spec
 from research_env.data.types import QAExample
+from research_env.data.validation import DataFormatError, UniqueIds, require_object
 
 __all__ = [
     "DATASETS",
+    "HOTPOTQA_LEVELS",
+    "HOTPOTQA_TYPES",
     "HUB_REPO",
+    "MUSIQUE_TYPES",
+    "POPQA_KEPT",
+    "TWOWIKI_TYPES",
     "DatasetSpec",
     "DatasetUnavailableError",
     "find_file",
@@ -60,516 +69,9 @@ __all__ = [
     "load_dataset",
 ]
 
-HUB_REPO = "RUC-NLPIR/FlashRAG_datasets"
-"""The Hugging Face dataset repository FlashRAG publishes its preprocessed benchmarks in."""
-
-Record = dict[str, Any]
-Parser = Callable[[Record, str, bool], QAExample]
-"""(record, "file:line", is the record in FlashRAG's layout?) -> QAExample."""
-
 
 class DatasetUnavailableError(RuntimeError):
     """A dataset cannot be read: no local copy was given and the Hub cannot be reached."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Field checks shared by the parsers. ``where`` is "file:line"; ``name`` the field's dotted path.
-
-
-def _fail(where: str, name: str, expected: str, got: Any) -> DataFormatError:
-    text = repr(got)
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return DataFormatError(f"{where}: field {name!r} must be {expected}, got {text}")
-
-
-def _require(record: Record, keys: tuple[str, ...], where: str, layout: str) -> None:
-    for key in keys:
-        if key not in record:
-            raise DataFormatError(
-                f"{where}: missing field {key!r} ({layout}; have {sorted(record)})"
-            )
-
-
-def _text(value: Any, where: str, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(where, name, "a non-empty string", value)
-    return value
-
-
-def _str_list(value: Any, where: str, name: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(where, name, "a list of strings", value)
-    return list(value)
-
-
-def _answers(first: str, more: list[str]) -> list[str]:
-    """``first`` then ``more``, duplicates and blanks dropped, order kept."""
-    return list(dict.fromkeys(a for a in [first, *more] if a.strip()))
-
-
-def _choice(value: Any, allowed: tuple[str, ...], where: str, name: str, dataset: str) -> str:
-    if value not in allowed:
-        raise DataFormatError(
-            f"{where}: field {name!r} must be one of {allowed} for {dataset}, got {value!r} "
-            "(is this file from another dataset?)"
-        )
-    return str(value)
-
-
-def _columns(value: Any, keys: tuple[str, ...], where: str, name: str) -> list[tuple[Any, ...]]:
-    """Rows of ``value``: a list of k-lists, or the Hub's columnar ``{key: [...], ...}``."""
-    if isinstance(value, dict):
-        if not all(isinstance(value.get(k), list) for k in keys):
-            raise _fail(where, name, f"a list or an object of lists {keys}", value)
-        columns = [value[k] for k in keys]
-        if len({len(c) for c in columns}) > 1:
-            lengths = {k: len(value[k]) for k in keys}
-            raise _fail(where, name, "columns of equal length", lengths)
-        return list(zip(*columns))
-    if isinstance(value, list) and all(
-        isinstance(row, list | tuple) and len(row) == len(keys) for row in value
-    ):
-        return [tuple(row) for row in value]
-    raise _fail(where, name, f"a list of {list(keys)} rows or an object of lists", value)
-
-
-def _context(value: Any, where: str, name: str) -> list[list[Any]]:
-    """Paragraphs as ``[[title, [sentence, ...]], ...]`` (HotpotQA's own layout).
-
-    Accepts that layout and the Hub's ``{"title": [...], "sentences": [[...], ...]}``
-    (HotpotQA) or ``{"title": [...], "content": [[...], ...]}`` (2WikiMultiHopQA).
-    """
-    if isinstance(value, dict) and "sentences" not in value and "content" in value:
-        value = {"title": value.get("title"), "sentences": value["content"]}
-    rows = _columns(value, ("title", "sentences"), where, name)
-    out: list[list[Any]] = []
-    for i, (title, sentences) in enumerate(rows):
-        if not isinstance(title, str):
-            raise _fail(where, f"{name}[{i}] title", "a string", title)
-        out.append([title, _str_list(sentences, where, f"{name}[{i}] sentences")])
-    return out
-
-
-def _supporting_facts(value: Any, where: str, name: str) -> list[list[Any]]:
-    """``[[title, sentence index], ...]``, from that layout or the Hub's columnar one."""
-    rows = _columns(value, ("title", "sent_id"), where, name)
-    for i, (title, sent_id) in enumerate(rows):
-        if not isinstance(title, str) or isinstance(sent_id, bool) or not isinstance(sent_id, int):
-            raise _fail(
-                where, f"{name}[{i}]", "[title (str), sentence index (int)]", [title, sent_id]
-            )
-    return [[title, sent_id] for title, sent_id in rows]
-
-
-def _source(record: Record, flashrag: bool) -> tuple[Mapping[str, Any], str]:
-    """Where a dataset's own fields live: ``metadata`` in FlashRAG records, else the record."""
-    if not flashrag:
-        return record, ""
-    metadata = record.get("metadata") or {}
-    # The Hub's Arrow tables fill fields a row lacks with None: treat those as absent.
-    return {k: v for k, v in metadata.items() if v is not None}, "metadata."
-
-
-def _flashrag(record: Record, where: str) -> QAExample:
-    return _example_from_record(record, where)  # checks id, question, golden_answers, metadata
-
-
-def _original(record: Any, where: str, keys: tuple[str, ...], layout: str) -> QAExample:
-    """A QAExample from an original-layout record: ``keys`` are (id, question, answer)."""
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    _require(record, keys, where, layout)
-    id_key, question_key, answer_key = keys
-    question = _text(record[question_key], where, question_key)
-    answer = _text(record[answer_key], where, answer_key)
-    return QAExample(str(record[id_key]), question, [answer], {})
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-dataset parsers: one record (FlashRAG or original layout) -> QAExample.
-
-HOTPOTQA_TYPES = ("bridge", "comparison")
-HOTPOTQA_LEVELS = ("easy", "medium", "hard")
-TWOWIKI_TYPES = ("comparison", "inference", "compositional", "bridge_comparison")
-MUSIQUE_TYPES = ("2hop", "3hop", "4hop")
-_MUSIQUE_ID_HOPS = re.compile(r"^(\d)hop")
-
-
-def _parse_hotpotqa(record: Record, where: str, flashrag: bool) -> QAExample:
-    example = (
-        _flashrag(record, where)
-        if flashrag
-        else _original(record, where, ("_id", "question", "answer"), "HotpotQA original layout")
-    )
-    src, p = _source(record, flashrag)
-    meta = dict(example.metadata)
-    if "type" in src:
-        meta["type"] = _choice(src["type"], HOTPOTQA_TYPES, where, p + "type", "hotpotqa")
-    if "level" in src:
-        meta["level"] = _choice(src["level"], HOTPOTQA_LEVELS, where, p + "level", "hotpotqa")
-    if "supporting_facts" in src:
-        sf = _supporting_facts(src["supporting_facts"], where, p + "supporting_facts")
-        meta["supporting_facts"] = sf
-    if "context" in src:
-        meta["context"] = _context(src["context"], where, p + "context")
-    return replace(example, metadata=meta)
-
-
-def _evidences(value: Any, where: str, name: str) -> list[list[str]]:
-    """2Wiki's evidence triples ``[[subject, relation, object], ...]``."""
-    rows = _columns(value, ("fact", "relation", "entity"), where, name)
-    for i, row in enumerate(rows):
-        if not all(isinstance(part, str) for part in row):
-            raise _fail(where, f"{name}[{i}]", "[subject, relation, object] strings", list(row))
-    return [list(row) for row in rows]
-
-
-def _parse_2wikimultihopqa(record: Record, where: str, flashrag: bool) -> QAExample:
-    example = (
-        _flashrag(record, where)
-        if flashrag
-        else _original(record, where, ("_id", "question", "answer"), "2Wiki original layout")
-    )
-    src, p = _source(record, flashrag)
-    meta = dict(example.metadata)
-    if "type" in src:
-        meta["type"] = _choice(src["type"], TWOWIKI_TYPES, where, p + "type", "2wikimultihopqa")
-    if "supporting_facts" in src:
-        sf = _supporting_facts(src["supporting_facts"], where, p + "supporting_facts")
-        meta["supporting_facts"] = sf
-    if "context" in src:
-        meta["context"] = _context(src["context"], where, p + "context")
-    if "evidences" in src:
-        meta["evidences"] = _evidences(src["evidences"], where, p + "evidences")
-    return replace(example, metadata=meta)
-
-
-def _parse_musique(record: Record, where: str, flashrag: bool) -> QAExample:
-    if flashrag:
-        example = _flashrag(record, where)
-    else:
-        example = _original(record, where, ("id", "question", "answer"), "MuSiQue original layout")
-        aliases = _str_list(record.get("answer_aliases", []), where, "answer_aliases")
-        example = replace(example, golden_answers=_answers(example.golden_answers[0], aliases))
-    src, p = _source(record, flashrag)
-    meta = dict(example.metadata)
-    hops: int | None = None
-    if "question_decomposition" in src:
-        steps = src["question_decomposition"]
-        if not isinstance(steps, list) or not steps or not all(isinstance(s, dict) for s in steps):
-            raise _fail(where, p + "question_decomposition", "a non-empty list of objects", steps)
-        meta["question_decomposition"] = steps
-        hops = len(steps)
-    else:  # MuSiQue ids name the hop count: 2hop__..., 3hop1__..., 4hop3__...
-        match = _MUSIQUE_ID_HOPS.match(example.id)
-        hops = int(match.group(1)) if match else None
-    if hops is not None:
-        meta["hops"] = hops
-        meta["type"] = _choice(
-            f"{hops}hop", MUSIQUE_TYPES, where, p + "question_decomposition", "musique"
-        )
-    if "answerable" in src:
-        if not isinstance(src["answerable"], bool):
-            raise _fail(where, p + "answerable", "true or false", src["answerable"])
-        meta["answerable"] = src["answerable"]
-    if "paragraphs" in src:
-        paragraphs = src["paragraphs"]
-        keys = ("idx", "title", "paragraph_text", "is_supporting")
-        if not isinstance(paragraphs, list) or not all(
-            isinstance(x, dict)
-            and isinstance(x.get("title"), str)
-            and isinstance(x.get("paragraph_text"), str)
-            for x in paragraphs
-        ):
-            raise _fail(
-                where, p + "paragraphs", "a list of {title, paragraph_text} objects", paragraphs
-            )
-        meta["context"] = [{k: x[k] for k in keys if k in x} for x in paragraphs]
-    return replace(example, metadata=meta)
-
-
-def _parse_answer_list(value: Any, where: str, name: str) -> list[str]:
-    """PopQA's ``possible_answers`` cell: a JSON (or Python) list of strings, as text."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                raise _fail(where, name, "a list of strings (JSON)", value) from None
-    answers = _str_list(value, where, name)
-    answers = [a for a in dict.fromkeys(answers) if a.strip()]
-    if not answers:
-        raise _fail(where, name, "a non-empty list of strings", value)
-    return answers
-
-
-def _int_or_none(value: Any, where: str, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise _fail(where, name, "an integer", value) from None
-
-
-POPQA_KEPT = ("subj", "prop", "obj", "s_wiki_title", "o_wiki_title")
-
-
-def _parse_popqa(record: Record, where: str, flashrag: bool) -> QAExample:
-    if flashrag:
-        example = _flashrag(record, where)
-        prop = example.metadata.get("prop")
-        if isinstance(prop, str) and prop:
-            return replace(example, metadata={**example.metadata, "type": prop})
-        return example
-    _require(record, ("id", "question", "possible_answers"), where, "PopQA original layout")
-    question = _text(record["question"], where, "question")
-    answers = _parse_answer_list(record["possible_answers"], where, "possible_answers")
-    meta: dict[str, Any] = {k: record[k] for k in POPQA_KEPT if record.get(k)}
-    for key in ("s_pop", "o_pop"):
-        pop = _int_or_none(record.get(key), where, key)
-        if pop is not None:
-            meta[key] = pop
-    if "prop" in meta:
-        meta["type"] = meta["prop"]
-    return QAExample(str(record["id"]), question, answers, meta)
-
-
-def _parse_flashrag_only(record: Record, where: str, flashrag: bool) -> QAExample:
-    return _flashrag(record, where)
-
-
-# ---------------------------------------------------------------------------------------------
-# The registry.
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One benchmark: its names, FlashRAG's splits, and how its records are read."""
-
-    name: str
-    """Canonical name: FlashRAG's folder name and Hub config name (``"2wikimultihopqa"``)."""
-
-    title: str
-    """Display name (``"2WikiMultiHopQA"``)."""
-
-    aliases: tuple[str, ...]
-    """Other accepted names; matching ignores case, ``-``, ``_`` and spaces."""
-
-    splits: tuple[str, ...]
-    """The splits FlashRAG ships (``{root}/{name}/{split}.jsonl``), default first."""
-
-    types: tuple[str, ...]
-    """Every ``metadata["type"]`` value (empty: the dataset has no types, or they are open)."""
-
-    type_source: str | None
-    """Where ``metadata["type"]`` comes from, or ``None`` when it is never set."""
-
-    metadata: tuple[str, ...]
-    """The metadata keys this loader normalises (FlashRAG records keep any other key as is)."""
-
-    original_files: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Split -> file names of the original release, looked for when FlashRAG's is absent."""
-
-    original_key: str | None = None
-    """A field only the original layout's records have (``"_id"``, ``"possible_answers"``):
-    a file whose first record has it and no ``golden_answers`` is read as the original."""
-
-    parse: Parser = field(default=_parse_flashrag_only, repr=False, compare=False)
-    """Turns one record and its ``file:line`` into a QAExample, in the layout it is told."""
-
-    def is_original(self, record: Record) -> bool:
-        """Whether ``record`` is in the original release's layout rather than FlashRAG's."""
-        return (
-            self.original_key is not None
-            and self.original_key in record
-            and "golden_answers" not in record
-        )
-
-    @property
-    def default_split(self) -> str:
-        """``"dev"`` where FlashRAG ships it, else the first split (``"test"``)."""
-        return "dev" if "dev" in self.splits else self.splits[0]
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in (
-        DatasetSpec(
-            name="hotpotqa",
-            title="HotpotQA",
-            aliases=("hotpot", "hotpot_qa"),
-            splits=("train", "dev"),
-            types=HOTPOTQA_TYPES,
-            type_source="the question's type field",
-            metadata=("type", "level", "supporting_facts", "context"),
-            original_files={
-                "train": ("hotpot_train_v1.1.json",),
-                "dev": ("hotpot_dev_distractor_v1.json", "hotpot_dev_fullwiki_v1.json"),
-            },
-            original_key="_id",
-            parse=_parse_hotpotqa,
-        ),
-        DatasetSpec(
-            name="2wikimultihopqa",
-            title="2WikiMultiHopQA",
-            aliases=("2wiki", "2wikimqa", "2wikimultihop", "twowiki"),
-            splits=("train", "dev"),
-            types=TWOWIKI_TYPES,
-            type_source="the question's type field",
-            metadata=("type", "supporting_facts", "context", "evidences"),
-            original_files={"train": ("train.json",), "dev": ("dev.json",)},
-            original_key="_id",
-            parse=_parse_2wikimultihopqa,
-        ),
-        DatasetSpec(
-            name="musique",
-            title="MuSiQue",
-            aliases=("musique_ans",),
-            splits=("train", "dev"),
-            types=MUSIQUE_TYPES,
-            type_source="hop count: question_decomposition steps (else the id prefix)",
-            metadata=("type", "hops", "answerable", "question_decomposition", "context"),
-            original_files={
-                "train": ("musique_ans_v1.0_train.jsonl", "musique_full_v1.0_train.jsonl"),
-                "dev": ("musique_ans_v1.0_dev.jsonl", "musique_full_v1.0_dev.jsonl"),
-            },
-            original_key="answer",
-            parse=_parse_musique,
-        ),
-        DatasetSpec(
-            name="bamboogle",
-            title="Bamboogle",
-            aliases=(),
-            splits=("test",),
-            types=(),
-            type_source=None,
-            metadata=(),
-        ),
-        DatasetSpec(
-            name="nq",
-            title="Natural Questions",
-            aliases=("natural_questions", "nq_open"),
-            splits=("train", "dev", "test"),
-            types=(),
-            type_source=None,
-            metadata=(),
-        ),
-        DatasetSpec(
-            name="triviaqa",
-            title="TriviaQA",
-            aliases=("trivia_qa", "tqa"),
-            splits=("train", "dev", "test"),
-            types=(),
-            type_source=None,
-            metadata=(),
-        ),
-        DatasetSpec(
-            name="popqa",
-            title="PopQA",
-            aliases=("pop_qa",),
-            splits=("test",),
-            types=(),  # open set: the Wikidata relation (occupation, place of birth, ...)
-            type_source="the relation (prop), e.g. 'occupation'",
-            metadata=("type", *POPQA_KEPT, "s_pop", "o_pop"),
-            original_files={"test": ("popQA.tsv",)},
-            original_key="possible_answers",
-            parse=_parse_popqa,
-        ),
-    )
-}
-"""The benchmarks of Search-R1 / ReSearch, by canonical (FlashRAG folder) name."""
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", name.lower())
-
-
-_BY_KEY = {_key(n): spec for spec in DATASETS.values() for n in (spec.name, *spec.aliases)}
-
-
-def get_spec(name: str) -> DatasetSpec:
-    """The spec named ``name`` (canonical name or alias, any case).
-
-    >>> get_spec("2WikiMultiHopQA").name
-    '2wikimultihopqa'
-
-    Raises:
-        ValueError: If no dataset has that name.
-    """
-    spec = _BY_KEY.get(_key(name))
-    if spec is None:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
-    return spec
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading files.
-
-_WS = re.compile(r"\s*")
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[Any, str]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield json.loads(line), where
-            except json.JSONDecodeError as e:
-                raise DataFormatError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from e
-
-
-def _iter_json_list(path: Path) -> Iterator[tuple[Any, str]]:
-    """The elements of a JSON list file, each with ``file:line (record n)`` of where it starts."""
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    i = _WS.match(text, 0).end()  # type: ignore[union-attr]
-    if not text.startswith("[", i):
-        line = text.count("\n", 0, i) + 1
-        raise DataFormatError(f"{path}:{line}: expected a JSON list of records")
-    i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
-    line, counted, n = 1, 0, 0
-    if text.startswith("]", i):
-        return
-    while True:
-        line += text.count("\n", counted, i)
-        counted = i
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(
-                f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})"
-            ) from e
-        yield value, f"{path}:{line} (record {n})"
-        n += 1
-        i = _WS.match(text, end).end()  # type: ignore[union-attr]
-        if text.startswith(",", i):
-            i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
-        elif text.startswith("]", i):
-            return
-        else:
-            at = text.count("\n", 0, i) + 1
-            raise DataFormatError(f"{path}:{at}: invalid JSON (expected ',' or ']' after a record)")
-
-
-def _iter_tsv(path: Path) -> Iterator[tuple[Any, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        for row in reader:
-            yield dict(row), f"{path}:{reader.line_num}"
-
-
-def _iter_file(path: Path) -> Iterator[tuple[Any, str]]:
-    if path.suffix == ".tsv":
-        return _iter_tsv(path)
-    if path.suffix == ".json":
-        return _iter_json_list(path)
-    return _iter_jsonl(path)
 
 
 def _collect(
@@ -581,18 +83,13 @@ def _collect(
 ) -> list[QAExample]:
     """Parse ``records``; the layout (``flashrag``) is the first record's unless given."""
     examples: list[QAExample] = []
-    seen: dict[str, str] = {}
+    seen = UniqueIds()
     for record, where in records:
-        if not isinstance(record, dict):
-            raise DataFormatError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        record = require_object(record, where)
         if flashrag is None:
             flashrag = not spec.is_original(record)
         example = spec.parse(record, where, flashrag)
-        if example.id in seen:
-            raise DataFormatError(
-                f"{where}: duplicate id {example.id!r} (first seen at {seen[example.id]})"
-            )
-        seen[example.id] = where
+        seen.add(example.id, where)
         examples.append(example)
         if limit is not None and len(examples) >= limit:
             break
@@ -705,4 +202,4 @@ def load_dataset(
     if root is None:
         return _load_from_hub(spec, split, limit)
     path = find_file(spec, Path(root), split)
-    return _collect(_iter_file(path), spec, limit, str(path))
+    return _collect(iter_records(path), spec, limit, str(path))

@@ -29,6 +29,11 @@ class QAExample:
     def __post_init__(self) -> None:
         if not self.golden_answers:
             raise ValueError(f"QAExample {self.id!r}: expected at least one golden answer, got []")
+        blank = [a for a in self.golden_answers if not isinstance(a, str) or not a.strip()]
+        if blank:
+            raise ValueError(
+                f"QAExample {self.id!r}: golden answers must be non-blank strings, got {blank[0]!r}"
+            )
 
 
 @dataclass(frozen=True)
