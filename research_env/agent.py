@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import gymnasium as gym
 
@@ -146,6 +146,9 @@ class EpisodeRecord:
     """The agent's actions, in order."""
     stats: dict[str, float] = field(default_factory=dict)
     """Whatever the agent reported through :class:`EpisodeStats` (e.g. ``generated_tokens``)."""
+    log: list[list[str]] = field(default_factory=list)
+    """``[role, text]`` pairs: each action and the env's observation after it (the retrieved
+    passages as the agent read them), in order; ``searchqa view`` shows them."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (one line of a per-question ``.jsonl``)."""
@@ -261,6 +264,8 @@ def play(
                 stats = stats_of(slot) if stats_of is not None else {}
                 question = examples[todo[pos]].question
                 record = _record(start_info, question, reward, info, acts, stats)
+                episode = cast(SearchQAEnv, envs[slot].unwrapped).episode
+                record.log = [list(pair) for pair in episode.log] if episode is not None else []
                 records[pos] = record
                 if on_episode is not None:
                     on_episode(record)

@@ -161,3 +161,23 @@ def test_screenshot_shows_the_colours(run_dir: Path, tmp_path: Path) -> None:
     seen = {name: counts.get(rgb, 0) for name, rgb in colours.items()}
     assert all(n > 200 for n in seen.values()), seen
     assert seen["passage (#fffbeb)"] > seen["answer (#dcfce7)"]  # passages fill the page
+
+
+def test_eval_records_keep_the_observations(tmp_path: Path) -> None:
+    """play()'s records (what `searchqa eval --out` writes) carry the passages the agent read."""
+    pytest.importorskip("torch")
+    from research_agents.baselines import ScriptedFactbookAgent
+
+    from research_env.agent import PerEpisode, play
+
+    env = gym.make("SearchQA-v0", split="dev", top_k=3)
+    records = play(PerEpisode(ScriptedFactbookAgent, name="scripted"), env, indices=[0, 1, 2])
+    rows = [r.as_dict() for r in records]
+    assert all(row["log"][0] == ["action", row["actions"][0]] for row in rows)
+    roles = [role for role, _ in rows[0]["log"]]
+    assert roles[:2] == ["action", "observation"] and "Doc 1 (Title:" in rows[0]["log"][1][1]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    text = write_view(path).read_text()
+    assert "observations were not recorded" not in text
+    assert text.count('class="passage"') >= 3
