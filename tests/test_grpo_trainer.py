@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from research_agents.grpo.checkpoint import read_step  # noqa: E402
 from research_agents.grpo.config import GRPOConfig, get_preset  # noqa: E402
 from research_agents.grpo.metrics import read_metrics  # noqa: E402
 from research_agents.grpo.trainer import GRPOTrainer  # noqa: E402
@@ -66,7 +67,7 @@ def test_two_steps_log_every_metric_and_change_the_weights(tmp_path: Path) -> No
     assert [r["step"] for r in rows] == [1, 2]
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     assert list((tmp_path / "run" / "tensorboard").iterdir())
-    assert (tmp_path / "run" / "checkpoint" / "trainer_state.pt").is_file()
+    assert (tmp_path / "run" / "checkpoint" / "trainer_state.json").is_file()
     updated = sum(history[i]["grpo/updates"] for i in range(2))
     changed = any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
     # weights move exactly when some group had reward variance
@@ -166,18 +167,15 @@ def test_kill_minus_9_then_resume_reproduces_the_next_step(tmp_path: Path) -> No
         deadline = time.time() + 300
         while time.time() < deadline:
             rows = read_metrics(cut / "metrics.jsonl") if (cut / "metrics.jsonl").exists() else []
-            state = cut / "checkpoint" / "trainer_state.pt"
-            if (
-                len(rows) >= 2
-                and state.exists()
-                and torch.load(state, weights_only=False)["step"] >= 2
-            ):
+            step = read_step(cut / "checkpoint")
+            if len(rows) >= 2 and step is not None and step >= 2:
                 break
             time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    step_at_kill = torch.load(cut / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]
+    step_at_kill = read_step(cut / "checkpoint")
+    assert step_at_kill is not None
     assert step_at_kill >= 2
     subprocess.run(
         _train_cmd(cut, step_at_kill + 1, "--resume"),

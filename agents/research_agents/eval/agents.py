@@ -98,13 +98,11 @@ def _checkpoint_details(
             for k in _TRAINED_SETTINGS
             if config.get(k) is not None and suite_values.get(k) != config.get(k)
         )
-    state = path / "trainer_state.pt"
-    if state.is_file():
-        import torch
+    from research_agents.grpo.checkpoint import read_step
 
-        # mmap: read the step without loading the optimiser's tensors.
-        saved = torch.load(state, map_location="cpu", weights_only=False, mmap=True)
-        details["step"] = int(saved.get("step", 0))
+    step = read_step(path)  # JSON alone (an older trainer_state.pt: weights_only, never code)
+    if step is not None:
+        details["step"] = step
     return details
 
 

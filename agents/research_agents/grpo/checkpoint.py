@@ -1,8 +1,18 @@
 """Resumable checkpoints of a GRPO run: model, optimiser, step, elapsed time and RNG states.
 
 A checkpoint folder holds ``model/`` (safetensors and tokenizer; ``searchqa eval --checkpoint``
-loads it), ``trainer_state.pt`` and ``config.json``. It is written to a temporary folder and
-renamed into place, so a kill during a save leaves the previous checkpoint intact.
+loads it), ``trainer_state.json`` (step, elapsed time, the optimiser's and RNGs' plain values),
+``trainer_state.safetensors`` (their tensors) and ``config.json`` (the run's GRPOConfig). No file
+of a checkpoint is a pickle, so loading one cannot run code. A ``trainer_state.pt`` written by
+earlier versions is still read, with ``torch.load(weights_only=True)`` (tensors and plain values
+only; anything else is refused).
+
+Saving writes everything to ``checkpoint.tmp<pid>/``, then renames ``checkpoint`` to
+``checkpoint.old`` and the new folder to ``checkpoint``, then deletes ``checkpoint.old``. A kill
+at any point leaves a complete checkpoint: during the writes, the previous ``checkpoint``; between
+the two renames, ``checkpoint.old``, which :func:`find_checkpoint` moves back into place. The
+``checkpoint.tmp<pid>/`` folder such a kill leaves behind (a full copy of the model) is deleted by
+the next save or resume once its process is gone.
 
 In a distributed run rank 0 writes the checkpoint and every rank loads it: the replicas are equal,
 and each step's rollout seeds derive from ``(seed, step, rank)``, so no per-rank RNG state is kept.
@@ -11,46 +21,188 @@ The world size may change between a save and a resume (the update is defined ove
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import re
 import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from research_agents.grpo.config import GRPOConfig
     from research_agents.grpo.trainer import GRPOTrainer
 
 CHECKPOINT = "checkpoint"
 """The checkpoint folder's name inside a run's ``output_dir``."""
 
+STATE = "trainer_state.json"
+"""Step, elapsed time and the plain values of the optimiser and RNG states."""
 
+TENSORS = "trainer_state.safetensors"
+"""The optimiser's and RNGs' tensors, referred to by name from :data:`STATE`."""
+
+LEGACY_STATE = "trainer_state.pt"
+"""The single ``torch.save`` file of earlier versions (read with ``weights_only=True``)."""
+
+SHAPE_FIELDS = ("model", "dtype", "lora_rank", "lora_alpha", "trainable_layers")
+"""GRPOConfig fields that decide which weights exist, their shapes and the optimiser's parameters:
+a resume must keep the checkpoint's values."""
+
+_FORMAT = 2
+_OWNER = ".owner.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or a run file a resume reads is missing, unreadable or does not fit.
+
+    The message is one line naming the path (``metrics.jsonl`` lines: ``file:line``).
+    """
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+# ---------------------------------------------------------------- plain values <-> JSON
+def _encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
+    """``value`` as JSON: tensors go to ``tensors`` (referred to by name), tuples are tagged."""
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _encode(v, tensors, f"{key}.{k}") for k, v in value.items()}
+        return {
+            "__items__": [
+                [_encode(k, tensors, f"{key}.k{i}"), _encode(v, tensors, f"{key}.{i}")]
+                for i, (k, v) in enumerate(value.items())
+            ]
+        }
+    raise TypeError(f"checkpoint state: cannot store {type(value).__name__} at {key}")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """Invert :func:`_encode`; anything it never writes is an error naming ``where``."""
+    if isinstance(value, list):
+        return [_decode(v, tensors, where) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        name = value["__tensor__"]
+        if name not in tensors:
+            raise CheckpointError(f"{where}: tensor {name!r} is missing from {TENSORS}")
+        return tensors[name]
+    if "__ndarray__" in value:
+        return np.asarray(value["__ndarray__"], dtype=np.dtype(str(value["dtype"])))
+    if "__tuple__" in value:
+        return tuple(_decode(v, tensors, where) for v in value["__tuple__"])
+    if "__items__" in value:
+        return {
+            _decode(k, tensors, where): _decode(v, tensors, where) for k, v in value["__items__"]
+        }
+    return {k: _decode(v, tensors, where) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------- orphaned temporary folders
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` runs and is the one that started at ``start`` (when known)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    now = _start_time(pid)
+    return start is None or now is None or now == start
+
+
+def remove_orphans(final: Path) -> list[Path]:
+    """Delete the ``<final>.tmp<pid>/`` folders whose writer is gone (or is this process).
+
+    A folder stays while the process that writes it is alive (its start time, recorded in the
+    folder, tells a reused pid apart). Returns the folders deleted.
+    """
+    removed: list[Path] = []
+    pattern = re.compile(re.escape(final.name) + r"\.tmp(\d+)$")
+    if not final.parent.is_dir():
+        return removed
+    for entry in final.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        pid = int(match.group(1))
+        start: str | None = None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            start = str(json.loads((entry / _OWNER).read_text())["start"])
+        if pid == os.getpid() or not _alive(pid, start):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+# ---------------------------------------------------------------- save
 def save_checkpoint(trainer: GRPOTrainer, final: Path) -> Path:
     """Write ``trainer``'s resumable state to ``final`` atomically; returns ``final``."""
+    from safetensors.torch import save_file
+
+    for orphan in remove_orphans(final):
+        print(f"checkpoint: removed {orphan} (left by an interrupted save)", file=sys.stderr)
     tmp = final.with_name(final.name + f".tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    (tmp / _OWNER).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
     trainer.model.save_pretrained(tmp / "model", safe_serialization=True)
     trainer.tokenizer.save_pretrained(tmp / "model")
     rng_state = getattr(trainer.generator, "rng_state", None)
+    tensors: dict[str, torch.Tensor] = {}
     state = {
+        "format": _FORMAT,
         "step": trainer.step,
         "elapsed_s": trainer.elapsed_s,
         "world_size": trainer.dist.world_size,
-        "optimizer": trainer.optimizer.state_dict(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "generator": rng_state() if callable(rng_state) else None,
-        },
+        "optimizer": _encode(trainer.optimizer.state_dict(), tensors, "optimizer"),
+        "rng": _encode(
+            {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "generator": rng_state() if callable(rng_state) else None,
+            },
+            tensors,
+            "rng",
+        ),
     }
-    torch.save(state, tmp / "trainer_state.pt")
+    save_file(tensors, str(tmp / TENSORS))
     (tmp / "config.json").write_text(json.dumps(trainer.config.to_dict(), indent=2, default=str))
+    (tmp / STATE).write_text(json.dumps(state, indent=1))  # last: the folder is complete
+    (tmp / _OWNER).unlink()
     old = final.with_name(final.name + ".old")
     if final.exists():
         if old.exists():
@@ -62,36 +214,235 @@ def save_checkpoint(trainer: GRPOTrainer, final: Path) -> Path:
     return final
 
 
+# ---------------------------------------------------------------- find and read
+def _complete(path: Path) -> bool:
+    return (path / STATE).is_file() or (path / LEGACY_STATE).is_file()
+
+
+def find_checkpoint(path: Path, *, repair: bool = True) -> Path:
+    """The checkpoint to resume from at ``path``, recovering an interrupted save's ``.old``.
+
+    Args:
+        path: The checkpoint folder (``<output_dir>/checkpoint``).
+        repair: Move a surviving ``<path>.old`` back to ``path`` and delete orphaned temporary
+            folders (``False``: only report what would be used).
+
+    Raises:
+        CheckpointError: If there is nothing to resume from.
+    """
+    old = path.with_name(path.name + ".old")
+    if _complete(path):
+        if repair and old.exists():  # the kill came after the second rename: old is stale
+            shutil.rmtree(old, ignore_errors=True)
+    elif _complete(old) and not path.exists():
+        if not repair:
+            return old
+        old.rename(path)
+        print(
+            f"checkpoint: recovered {path} from {old} (a save was interrupted between its "
+            "two renames)",
+            file=sys.stderr,
+        )
+    elif path.exists():
+        raise CheckpointError(
+            f"{path}: not a complete checkpoint (no {STATE}); nothing to resume from"
+        )
+    else:
+        raise CheckpointError(
+            f"no checkpoint at {path} (expected {path / STATE}); nothing to resume from: "
+            "run without --resume to start a new run"
+        )
+    if repair:
+        for orphan in remove_orphans(path):
+            print(f"checkpoint: removed {orphan} (left by an interrupted save)", file=sys.stderr)
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: unreadable ({_one_line(e)})") from None
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: unreadable safetensors ({_one_line(e)})") from None
+
+
+def _legacy_state(path: Path) -> dict[str, Any]:
+    """A ``trainer_state.pt`` of earlier versions, unpickled with only plain types allowed."""
+    import pickle
+
+    allowed: list[Any] = [np.ndarray, np.dtype, np.dtypes.UInt32DType]
+    reconstruct = getattr(getattr(np, "_core", np.core).multiarray, "_reconstruct", None)
+    if reconstruct is not None:
+        allowed.append(reconstruct)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused to load: it holds Python objects a checkpoint never contains "
+            f"(loading it could run code; {first[:160]})"
+        ) from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: unreadable ({_one_line(e)})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict, got {type(state).__name__}")
+    return state
+
+
+def read_trainer_state(path: str | Path) -> dict[str, Any]:
+    """The trainer state of checkpoint ``path``: ``step``, ``elapsed_s``, ``optimizer``, ``rng``.
+
+    Raises:
+        CheckpointError: If the state is missing or unreadable (naming the file).
+    """
+    path = Path(path)
+    if not (path / STATE).is_file() and (path / LEGACY_STATE).is_file():
+        return _legacy_state(path / LEGACY_STATE)
+    raw = _read_json(path / STATE)
+    if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise CheckpointError(f"{path / STATE}: expected format {_FORMAT}, got {found!r}")
+    tensors = _load_tensors(path / TENSORS)
+    return dict(_decode(raw, tensors, str(path / STATE)))
+
+
+def read_step(path: str | Path) -> int | None:
+    """The step checkpoint ``path`` was saved at (its JSON alone), or ``None`` without a state.
+
+    Raises:
+        CheckpointError: If the state file is unreadable, or a legacy ``trainer_state.pt`` holds
+            anything but tensors and plain values (it is never unpickled freely).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads((path / STATE).read_text(encoding="utf-8"))
+    except FileNotFoundError:  # none, or renamed away by a save this very moment
+        raw = None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path / STATE}: unreadable ({_one_line(e)})") from None
+    if raw is not None:
+        step = raw.get("step") if isinstance(raw, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise CheckpointError(f"{path / STATE}: field 'step' must be an integer, got {step!r}")
+        return step
+    if (path / LEGACY_STATE).is_file():
+        return int(_legacy_state(path / LEGACY_STATE).get("step", 0))
+    return None
+
+
+def saved_config(path: str | Path) -> GRPOConfig:
+    """The GRPOConfig checkpoint ``path`` was trained with (its ``config.json``).
+
+    Raises:
+        CheckpointError: If ``config.json`` is missing, unreadable or not a valid config.
+    """
+    from research_agents.grpo.config import GRPOConfig
+
+    file = Path(path) / "config.json"
+    data = _read_json(file)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    names = {f.name for f in fields(GRPOConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        print(
+            f"checkpoint: {file}: ignoring unknown field(s) {', '.join(unknown)}", file=sys.stderr
+        )
+    try:
+        return GRPOConfig(**{k: v for k, v in data.items() if k in names})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{file}: not a valid run config ({_one_line(e)})") from None
+
+
+def _conflicts(requested: GRPOConfig, saved: GRPOConfig, names: Iterable[str]) -> list[str]:
+    return [
+        f"{name}={getattr(requested, name)!r} (checkpoint: {getattr(saved, name)!r})"
+        for name in SHAPE_FIELDS
+        if name in names and getattr(requested, name) != getattr(saved, name)
+    ]
+
+
+def resume_config(requested: GRPOConfig, explicit: Iterable[str]) -> GRPOConfig:
+    """The config a ``--resume`` of ``requested.output_dir`` runs with.
+
+    That is the checkpoint's saved config, with the ``explicit`` fields (those the user set)
+    taken from ``requested``; ``output_dir`` is always ``requested``'s (the run may have moved).
+
+    Raises:
+        CheckpointError: If there is no checkpoint, or an explicit field that decides the
+            weights' shapes (:data:`SHAPE_FIELDS`) differs from the checkpoint's.
+    """
+    path = find_checkpoint(Path(requested.output_dir) / CHECKPOINT, repair=False)
+    saved = saved_config(path)
+    names = set(explicit) | {"output_dir"}
+    conflicts = _conflicts(requested, saved, names)
+    if conflicts:
+        raise CheckpointError(
+            f"{path}: cannot resume with {'; '.join(conflicts)}: these fields decide the "
+            "weights' shapes; leave them out to resume, or start a new run in another output_dir"
+        )
+    return saved.replace(**{name: getattr(requested, name) for name in names})
+
+
+# ---------------------------------------------------------------- load
 def load_checkpoint(trainer: GRPOTrainer, path: Path) -> None:
     """Restore into ``trainer`` everything :func:`save_checkpoint` wrote to ``path``.
 
     Raises:
-        ValueError: If the saved weights do not fit the trainer's model.
+        CheckpointError: If a file is missing or unreadable, or the checkpoint does not fit the
+            trainer (another model, LoRA rank or set of trainable layers); one line naming the
+            path.
     """
-    from safetensors.torch import load_file
-
-    weights: dict[str, torch.Tensor] = {}
-    for f in sorted((path / "model").glob("*.safetensors")):
-        weights.update(load_file(str(f)))
-    if trainer.config.lora_rank > 0:
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(trainer.model, weights)
-    else:
-        missing, unexpected = trainer.model.load_state_dict(weights, strict=False)
-        real_missing = [k for k in missing if "lm_head" not in k]
-        if real_missing or unexpected:
-            raise ValueError(
-                f"checkpoint {path}: missing {real_missing[:5]}, unexpected {unexpected[:5]}"
+    if (path / "config.json").is_file():
+        conflicts = _conflicts(trainer.config, saved_config(path), SHAPE_FIELDS)
+        if conflicts:
+            raise CheckpointError(
+                f"{path}: the checkpoint does not fit this run: {'; '.join(conflicts)}"
             )
-    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.step = int(state["step"])
-    trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
-    rng = state["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
+    files = sorted((path / "model").glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{path / 'model'}: no *.safetensors weights")
+    weights: dict[str, torch.Tensor] = {}
+    for f in files:
+        weights.update(_load_tensors(f))
+    state = read_trainer_state(path)
+    try:
+        if trainer.config.lora_rank > 0:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(trainer.model, weights)
+        else:
+            missing, unexpected = trainer.model.load_state_dict(weights, strict=False)
+            real_missing = [k for k in missing if "lm_head" not in k]
+            if real_missing or unexpected:
+                raise CheckpointError(
+                    f"{path / 'model'}: weights do not fit the model: missing "
+                    f"{real_missing[:5]}, unexpected {unexpected[:5]}"
+                )
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.step = int(state["step"])
+        trainer.elapsed_s = float(state.get("elapsed_s", 0.0))
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: does not fit this run ({_one_line(e)})") from None
     set_rng_state = getattr(trainer.generator, "set_rng_state", None)
     if rng.get("generator") is not None and callable(set_rng_state):
         set_rng_state(rng["generator"])

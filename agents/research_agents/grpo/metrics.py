@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,11 +110,7 @@ class MetricsLogger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
+            kept = [line for step, line in _numbered_lines(self.path) if step <= resume_step]
             self.path.write_text("".join(f"{line}\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
@@ -154,6 +151,50 @@ class MetricsLogger:
             self._wandb.finish()
 
 
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """``(step, line)`` of each record of ``metrics.jsonl``, for a resume to cut back.
+
+    A last line without its newline that is not valid JSON was being written when the run was
+    killed: it is dropped with a warning (its step is re-run). Any other bad line is an error.
+
+    Raises:
+        CheckpointError: On a malformed line other than an unfinished last one (file:line).
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    out: list[tuple[int, str]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            step = record["step"]
+            if isinstance(step, bool) or not isinstance(step, int):
+                raise TypeError(f"'step' is {step!r}")
+        except (ValueError, KeyError, TypeError) as e:
+            if i == len(lines):  # no newline after it: the line a kill cut short
+                print(
+                    f"warning: {path}:{i}: dropped an unfinished last line (a kill cut it short)",
+                    file=sys.stderr,
+                )
+                break
+            from research_agents.grpo.checkpoint import CheckpointError
+
+            raise CheckpointError(f"{path}:{i}: not a metrics record ({e})") from None
+        out.append((step, line))
+    return out
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Read a ``metrics.jsonl`` file back."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """Read a ``metrics.jsonl`` file back.
+
+    A run still writing it may be read: an unfinished last line is left out.
+    """
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    if lines and lines[-1].strip():  # no newline yet: still being written
+        try:
+            json.loads(lines[-1])
+        except ValueError:
+            lines.pop()
+    return [json.loads(line) for line in lines if line.strip()]

@@ -31,7 +31,12 @@ import numpy as np
 import torch
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.advantages import group_advantages
-from research_agents.grpo.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from research_agents.grpo.checkpoint import (
+    CHECKPOINT,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
@@ -104,7 +109,9 @@ class GRPOTrainer:
         tokenizer: Its tokenizer (default: load ``config.model``'s).
         generator: Rollout backend (default: from ``config.generator``).
         resume: Resume from this checkpoint folder, or ``True`` for
-            ``<output_dir>/checkpoint`` when it exists.
+            ``<output_dir>/checkpoint``; a missing or unreadable checkpoint raises
+            :class:`~research_agents.grpo.checkpoint.CheckpointError` (a resume never starts
+            over).
     """
 
     def __init__(
@@ -232,14 +239,19 @@ class GRPOTrainer:
         return torch.autocast(self.dist.device.type, dtype=dtype, enabled=dtype is not None)
 
     def _resume_path(self, resume: str | Path | bool) -> Path | None:
+        """The checkpoint to resume from; an interrupted save's ``.old`` is moved back first.
+
+        Raises:
+            CheckpointError: If ``resume`` asks for a checkpoint and there is none.
+        """
         if resume is False:
             return None
         path = self.output_dir / CHECKPOINT if resume is True else Path(resume)
-        if (path / "trainer_state.pt").is_file():
-            return path
-        if resume is True:
-            return None  # nothing to resume: start fresh
-        raise FileNotFoundError(f"no checkpoint at {path} (expected trainer_state.pt)")
+        find_checkpoint(path, repair=False)  # every rank fails alike when there is nothing
+        if self.dist.is_main:
+            find_checkpoint(path)  # rank 0 alone renames and deletes
+        self.dist.barrier()
+        return path
 
     @property
     def eval_env(self) -> SearchQAVectorEnv:
