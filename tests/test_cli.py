@@ -292,3 +292,42 @@ def test_first_search_on_a_cold_numba_cache_says_so(tmp_path: Path) -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
         )
         assert warm.returncode == 0 and note not in warm.stderr
+
+
+@pytest.mark.slow  # a real 3-step run of the tiny model: ~20 s idle, minutes on a loaded machine
+def test_train_prints_each_step_as_it_ends(tmp_path: Path) -> None:
+    """The step lines arrive while training still runs (not all at the end); evaluation shows a
+    bar; the resolved config and sampled episodes are saved with the run."""
+    out = tmp_path / "run"
+    code = "import sys; from research_env.cli import main; sys.exit(main())"
+    argv = ["train", "--preset", "tiny", "--steps", "3", "--output_dir", str(out)]
+    argv += ["--eval_every", "3", "--eval_size", "2", "--checkpoint_every", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    running_at_first_step = None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("step    1/3") and running_at_first_step is None:
+            running_at_first_step = proc.poll() is None
+    err = proc.stderr.read()
+    assert proc.wait(timeout=600) == 0, err[-3000:]
+    assert running_at_first_step, "".join(lines)  # printed live, before steps 2-3 ran
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [s.split()[1] for s in steps] == ["1/3", "2/3", "3/3"]
+    assert all(" s/step " in s and "ETA" in s and "reward" in s for s in steps)
+    # the tiny random model never closes a tag: no update, and the line says so
+    assert "(no update: every group's rewards were equal" in steps[0]
+    assert "| eval EM" in steps[2] and "eval dev" in err  # the evaluation's bar
+    assert "Traceback" not in err
+    saved = json.loads((out / "run_config.json").read_text())
+    assert saved["steps"] == 3 and saved["model"] == "tiny"
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 1, 2, 2, 3, 3]  # 2 questions a step, one each
+    assert all(r["log"] and r["log"][0][0] == "action" for r in rows)
