@@ -76,8 +76,9 @@ from research_agents.grpo.advantages import group_advantages
 from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.rollout import Trajectory
-from research_agents.grpo.trainer import GRPOTrainer
+from research_agents.grpo.trainer import GRPOTrainer, make_adamw
 from research_agents.models import load_model, load_tokenizer, smollm2_path, tiny_path
+from research_agents.runtime import resolve_dtype, resolve_threads
 
 PROMPTS = [
     "Question: What is the capital of France?\nAnswer:",
@@ -176,9 +177,10 @@ class OurStep:
             max_new_tokens=args.max_new,
             max_response_tokens=args.max_new,
             seed=args.seed,
-            threads=args.threads,
+            dtype=args.dtype,
             tensorboard=False,
         )
+        self.threads = resolve_threads(args.our_threads)
         model.config.use_cache = False  # as GRPOTrainer.__init__ does
         # The trainer without its __init__ (which builds the env): just what _update reads.
         trainer = GRPOTrainer.__new__(GRPOTrainer)
@@ -188,10 +190,20 @@ class OurStep:
         trainer.tokenizer = tokenizer
         trainer.ref_model = None
         trainer.step = 0
+        compute = resolve_dtype(args.dtype, trainer.dist.device)
+        # as GRPOTrainer.__init__: dtype "auto" = fp32 master weights, bf16 autocast + rollouts
+        trainer.autocast_dtype = (
+            compute if args.dtype == "auto" and compute != torch.float32 else None
+        )
         params = [p for p in model.parameters() if p.requires_grad]
-        trainer.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if args.optimizer == "fused":  # what GRPOTrainer builds (make_adamw)
+            trainer.optimizer = make_adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:  # the for-loop kernel the trainer used before
+            trainer.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.trainer = trainer
-        self.generator = HFGenerator(model, tokenizer)
+        self.generator = HFGenerator(
+            model, tokenizer, dtype=trainer.autocast_dtype, fast_decode=args.decode == "fast"
+        )
         self.generator.eos_ids = set()  # no early stop: every completion is max_new tokens long
         self.phases = Phases()
         trainer._micro_loss = self.phases.wrap("forward + loss", trainer._micro_loss)  # type: ignore[method-assign]
@@ -210,6 +222,8 @@ class OurStep:
         cfg = self.trainer.config
         g = cfg.group_size
         ph = self.phases
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         t0 = time.perf_counter()
         with ph("tokenise"):
             prompt_ids = self.tokenizer(PROMPTS)["input_ids"]
@@ -303,6 +317,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build both sides, train them interleaved, return the per-step timings."""
     from transformers import TrainerCallback
 
+    for key, value in vars(build_parser().parse_args([])).items():
+        if not hasattr(args, key):  # a caller's namespace from before an option existed
+            setattr(args, key, value)
+    if args.our_threads is None:
+        args.our_threads = args.threads
     torch.set_num_threads(args.threads)
     path = str(tiny_path() if args.model == "tiny" else smollm2_path())
     tokenizer = load_tokenizer(path)
@@ -325,6 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     class Interleave(TrainerCallback):  # type: ignore[misc]
         def on_step_begin(self, *_: Any, **__: Any) -> None:
+            torch.set_num_threads(args.threads)  # ours may have set its own count
             threads_seen.add(torch.get_num_threads())
             self.t0 = time.perf_counter()
 
@@ -393,6 +413,8 @@ def report(args: argparse.Namespace, rec: dict[str, Any]) -> str:
         f"model={args.model} sampler={args.sampler} prompts={len(PROMPTS)} G={args.group} "
         f"sequences={n} "
         f"completion={args.max_new} tokens threads={args.threads} (seen {rec['threads']}) "
+        f"ours: dtype={args.dtype} threads={args.our_threads} optimizer={args.optimizer} "
+        f"decode={args.decode} "
         f"steps={len(ours)} after {w} warm-up, interleaved",
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs",
@@ -437,14 +459,26 @@ def report(args: argparse.Namespace, rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (``run`` fills options a caller's namespace lacks from these)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
     ap.add_argument("--group", type=int, default=4, help="completions per prompt (G)")
     ap.add_argument("--max-new", type=int, default=64, help="tokens per completion")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per side")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per side first")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (TRL, and ours)")
+    ap.add_argument("--our-threads", help="our side's threads instead: N or auto")
+    ap.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "auto"],
+        help="our side: auto = bf16 autocast with fp32 master weights and a bf16 rollout copy",
+    )
+    ap.add_argument("--optimizer", choices=["fused", "plain"], default="fused")
+    ap.add_argument(
+        "--decode", choices=["fast", "plain"], default="fast", help="HFGenerator fast_decode"
+    )
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -455,7 +489,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--profile", action="store_true", help="profile one more of our steps")
     ap.add_argument("--verbose", action="store_true", help="print every step's times")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.sampler == "multinomial":
         import research_agents.generation.hf as hf
 

@@ -511,7 +511,8 @@ class GRPOTrainer:
             "train/logprob_mismatch_max": mm_max,
         }
         if self.logprob_correction == "tis":
-            mismatch["train/tis_weight_mean"] = totals["tis_sum"] / max(totals["mm_n"], 1.0)
+            n_mm = totals["mm_n"]
+            mismatch["train/tis_weight_mean"] = totals["tis_sum"] / n_mm if n_mm else 1.0
         n_tokens = max(totals["tokens"], 1.0)
         n_up = max(counts["updates"], 1)
         return {
