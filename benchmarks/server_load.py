@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,43 +269,54 @@ def words(workdir: Path, requests: int = 48) -> dict[str, Any]:
         stop(proc)
 
 
+_HEAVY_CLIENT = """
+import json, sys, time, httpx
+url, seconds = sys.argv[1], float(sys.argv[2])
+queries = json.loads(open(sys.argv[3], encoding="utf-8").read())
+done, stop_at = 0, time.monotonic() + seconds
+with httpx.Client(timeout=300) as c:
+    while time.monotonic() < stop_at:
+        c.post(url + "/retrieve", json={"queries": queries, "topk": 100}).raise_for_status()
+        done += 1
+print(done)
+"""
+
+
 def health_under_heavy(workdir: Path, clients: int, seconds: float) -> dict[str, Any]:
+    """``/health`` latency from a quiet process while heavy clients (each its own process, so
+    their JSON parsing does not slow the prober) send maximal requests."""
     from research_env.data.factbook import load_factbook_world
 
     questions = [e.question for e in load_factbook_world().examples][:1024]
+    batch = workdir / "heavy-queries.json"
+    batch.write_text(json.dumps(questions), encoding="utf-8")
     out: dict[str, Any] = {"heavy_clients": clients, "request": "1,024 queries, k=100"}
     for name, cmd in (
         ("off_loop", [*SERVE, "--port", "0"]),
         ("on_loop", [sys.executable, "-c", _ON_LOOP_SERVER]),
     ):
         proc, url = start(cmd, workdir / f"health-{name}.log")
-        stop_at = time.monotonic() + seconds
-        heavy_done = [0]
-
-        def heavy(
-            url: str = url, stop_at: float = stop_at, heavy_done: list[int] = heavy_done
-        ) -> None:
-            with httpx.Client(timeout=300) as c:
-                while time.monotonic() < stop_at:
-                    c.post(f"{url}/retrieve", json={"queries": questions, "topk": 100})
-                    heavy_done[0] += 1
-
-        threads = [threading.Thread(target=heavy) for _ in range(clients)]
-        for t in threads:
-            t.start()
+        heavy = [
+            subprocess.Popen(
+                [sys.executable, "-c", _HEAVY_CLIENT, url, str(seconds), str(batch)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(clients)
+        ]
         probes: list[float] = []
+        stop_at = time.monotonic() + seconds
         with httpx.Client(timeout=60) as c:
             time.sleep(1.0)
             while time.monotonic() < stop_at:
                 t0 = time.perf_counter()
-                c.get(f"{url}/health")
+                c.get(f"{url}/health").raise_for_status()
                 probes.append(time.perf_counter() - t0)
                 time.sleep(0.05)
-        for t in threads:
-            t.join()
+        done = sum(int(h.communicate(timeout=600)[0].strip() or 0) for h in heavy)
         stop(proc)
         out[name] = {
-            "heavy_requests": heavy_done[0],
+            "heavy_requests": done,
             "health_probes": len(probes),
             "health_p50_ms": round(1000 * statistics.median(probes), 1),
             "health_p99_ms": round(1000 * percentile(probes, 0.99), 1),

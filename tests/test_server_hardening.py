@@ -8,6 +8,7 @@ client would hide the behaviour (chunked bodies, idle or slow connections).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import resource
@@ -160,6 +161,38 @@ def test_distinct_long_words_do_not_grow_server_memory(corpus_file, tmp_path):
         assert peru_ok(url)
     finally:
         stop(proc)
+
+
+# ------------------------------------------------------------------ what already held
+def test_concurrent_clients_get_exactly_the_sequential_answers(bm25):
+    """A short version of the issue's load test: 16 concurrent clients, every answer compared
+    with the in-process index's (the full 32 x 20 s run is benchmarks/server_load.py)."""
+    words = ["capital", "Peru", "Japan", "Chile", "Kenya", "highest", "point", "currency", "sol"]
+    rng = random.Random(0)
+    batches = [
+        [" ".join(rng.sample(words, 2)) for _ in range(rng.randint(1, 3))] for _ in range(40)
+    ]
+    expected = {}
+    for i, batch in enumerate(batches):
+        hits = bm25.search_batch(batch, 3)
+        expected[i] = [[{"id": p.id, "contents": p.contents} for p in row] for row in hits]
+    outcomes: list[str] = []
+
+    async def one_client(seed: int, url: str) -> None:
+        pick = random.Random(seed)
+        async with httpx.AsyncClient(timeout=30) as ac:
+            for _ in range(25):
+                i = pick.randrange(len(batches))
+                r = await ac.post(f"{url}/retrieve", json={"queries": batches[i], "topk": 3})
+                ok = r.status_code == 200 and r.json() == {"result": expected[i]}
+                outcomes.append("ok" if ok else f"{r.status_code}: {r.text[:100]}")
+
+    async def run(url: str) -> None:
+        await asyncio.gather(*(one_client(seed, url) for seed in range(16)))
+
+    with BackgroundServer(bm25, ServerConfig(port=0)) as srv:
+        asyncio.run(run(srv.url))
+    assert outcomes == ["ok"] * 400, [o for o in outcomes if o != "ok"][:5]
 
 
 # --------------------------------------------------------- 8. NaN / infinite k, 422s

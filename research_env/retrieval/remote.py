@@ -52,6 +52,7 @@ RemoteProtocol = Literal["research", "searchr1"]
 PROTOCOLS: tuple[RemoteProtocol, ...] = ("research", "searchr1")
 _RETRIED_STATUS = frozenset({408, 429})  # plus every 5xx
 _DETAIL_CHARS = 300
+_KEEPALIVE_S = 4.0  # below searchqa serve's idle timeout (5 s): no reuse of a closing connection
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ class RemoteRetriever:
                     limits=httpx.Limits(
                         max_connections=c.max_connections,
                         max_keepalive_connections=c.max_connections,
+                        keepalive_expiry=_KEEPALIVE_S,
                     ),
                     headers={"User-Agent": "research-env RemoteRetriever"},
                 )

@@ -325,8 +325,10 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     >>> _json_safe([float("nan"), float("inf"), "x" * 200][:2])
     ['nan', 'inf']
     """
-    if value is None or isinstance(value, (bool, int)):
-        return value if not isinstance(value, int) or len(str(value)) <= 20 else str(value)[:20]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 10**20 else f"an integer of {value.bit_length()} bits"
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, str):
@@ -579,6 +581,9 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
+    # The process is the server's: hand the GIL over more often (default 5 ms), so the event
+    # loop answers small requests while worker threads search and encode large ones.
+    sys.setswitchinterval(0.001)
     guarded_server(uv_config).run(sockets=[sock])
 
 
