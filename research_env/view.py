@@ -182,6 +182,9 @@ def render_episode(ep: dict[str, Any]) -> str:
 
 
 def _when(ep: dict[str, Any]) -> str:
+    """Where an episode comes from: its step, its source, or both."""
+    if not ep["step"]:  # eval records have no step
+        return str(ep.get("source", "records"))
     return f"{ep['source']} step {ep['step']}" if ep.get("source_index") else f"step {ep['step']}"
 
 
@@ -295,7 +298,7 @@ def render_page(episodes: Sequence[dict[str, Any]], title: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_CSS}</style></head><body>
 <header class="top"><h1>{html.escape(title)}</h1>
-<div>{len(episodes)} episodes · {n_correct} correct (EM) · steps {steps[0]}–{steps[-1]} ·
+<div>{len(episodes)} episodes · {n_correct} correct (EM) · {_span(episodes)} ·
 {len(types)} question types</div></header>
 <div id="filters">
 <label>type <select id="f-type"><option value="">all</option>{options}</select></label>
@@ -351,11 +354,19 @@ def write_view(
     return page
 
 
+def _span(episodes: Sequence[dict[str, Any]]) -> str:
+    """``steps 1-60`` for training samples, the source names for eval records (no steps)."""
+    steps = sorted({e["step"] for e in episodes})
+    if steps != [0]:
+        return f"steps {steps[0]}-{steps[-1]}"
+    names = list(dict.fromkeys(str(e.get("source", "records")) for e in episodes))
+    return ("source " if len(names) == 1 else "sources ") + ", ".join(names)
+
+
 def summarize(episodes: Iterable[dict[str, Any]]) -> str:
-    """One line: episodes, correct, steps, types."""
+    """One line: episodes, correct, steps (or sources), types."""
     eps = list(episodes)
-    steps = sorted({e["step"] for e in eps})
     return (
         f"{len(eps)} episodes, {sum(e['correct'] for e in eps)} correct, "
-        f"steps {steps[0]}-{steps[-1]}, {len({e['question_type'] for e in eps})} question types"
+        f"{_span(eps)}, {len({e['question_type'] for e in eps})} question types"
     )
