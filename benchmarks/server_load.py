@@ -178,7 +178,9 @@ def load(workdir: Path, clients: int, seconds: float) -> dict[str, Any]:
 
 def idle(workdir: Path, connections: int = 300, files: int = 256) -> dict[str, Any]:
     def limit_files() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(7)[1]))
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * connections)), hard))

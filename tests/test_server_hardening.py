@@ -360,7 +360,9 @@ def test_health_answers_with_300_idle_connections_and_256_open_files(corpus_file
     The idle timeout is set long, so only the connection cap can keep /health answering."""
 
     def limit_files() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(7)[1]))
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
 
     raise_fd_limit(1024)  # this test process holds the 300 client sockets
     args = ["--corpus", str(corpus_file), "--idle-timeout", "120", "--header-timeout", "120"]
