@@ -276,5 +276,5 @@ def test_cli_eval_and_leaderboard(
     assert main(["leaderboard", "--suite", "factbook", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "runs/factbook-smollm2/checkpoint" in listing and "iter-retgen" in listing
-    with pytest.raises(SystemExit, match="no entry"):
-        main(["leaderboard", "--only", "no-such-row", "--results-dir", str(results)])
+    assert main(["leaderboard", "--only", "no-such-row", "--results-dir", str(results)]) == 2
+    assert "searchqa leaderboard: --only: no entry of suite 'factbook'" in capsys.readouterr().err
