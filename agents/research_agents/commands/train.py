@@ -45,7 +45,12 @@ def more_help() -> str:
     """The GRPOConfig field table appended to ``train --help``."""
     from research_agents.commands.runconfig import fields_help
 
-    return fields_help()
+    try:
+        return fields_help()
+    except ModuleNotFoundError as e:  # an env-only install: say what the field list needs
+        from research_env.commands import missing_extra
+
+        return f"(the list of GRPOConfig fields {missing_extra(e) or e})\n"
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
