@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import httpx
 import pytest
+from server_process import start_serve, write_corpus
 
 from research_env.data.types import Passage
 from research_env.retrieval import BM25Retriever, RemoteRetriever, RetrievalError
@@ -311,40 +309,9 @@ def test_server_config_checks_its_fields():
 
 
 # ------------------------------------------------------------------------ the command
-def start_cli(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``searchqa serve`` as ``python -m research_env.cli``; return it and its URL."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "research_env.cli", "serve", "--log-level", "warning", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines():
-            if " at http://" in line:
-                url = line.split(" at ", 1)[1].split(" ", 1)[0]
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        return proc, url
-                except httpx.TransportError:
-                    pass
-        if proc.poll() is not None:
-            raise AssertionError(f"searchqa serve exited: {log.read_text()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"searchqa serve did not start: {log.read_text()}")
-
-
 def test_searchqa_serve_command_serves_a_flashrag_corpus(tmp_path, bm25):
-    corpus = tmp_path / "corpus.jsonl"
-    with corpus.open("w") as f:
-        for p in make_corpus():
-            f.write(json.dumps({"id": p.id, "contents": p.contents}) + "\n")
-    proc, url = start_cli(
-        ["--corpus", str(corpus), "--port", "0", "--max-batch", "4"], tmp_path / "log"
-    )
+    corpus = write_corpus(tmp_path / "corpus.jsonl", make_corpus())
+    proc, url = start_serve(["--corpus", str(corpus), "--max-batch", "4"], tmp_path / "log")
     try:
         research = RemoteRetriever(url)
         searchr1 = RemoteRetriever(url, protocol="searchr1")
