@@ -184,6 +184,39 @@ def test_factbook_suite_evaluates_the_trained_preset_as_it_was_trained() -> None
     }
 
 
+def test_multihop_suite_evaluates_the_multihop_preset_as_it_was_trained() -> None:
+    from research_agents.grpo.config import get_preset
+
+    preset, suite = get_preset("factbook-smollm2-multihop"), get_suite("factbook-multihop")
+    for key in ("template", "top_k", "last_turn", "retriever", "max_turns", "invalid_action"):
+        assert getattr(suite.env, key) == getattr(preset, key), key
+    for key in (
+        "max_new_tokens",
+        "max_response_tokens",
+        "response_prefix",
+        "turn_prefix",
+        "final_prefix",
+    ):
+        assert getattr(suite.generation, key) == getattr(preset, key), key
+    # the policy chooses on the middle turns: nothing is forced there
+    assert suite.env.max_turns >= 4 and suite.generation.turn_prefix == ""
+    assert suite.tasks == get_suite("factbook").tasks  # the same 96 questions
+    assert any(e.checkpoint == f"{preset.output_dir}/checkpoint" for e in suite.entries)
+
+
+@pytest.mark.slow
+def test_scripted_rules_solve_every_type_under_the_multihop_protocol() -> None:
+    from research_agents.eval.harness import run_suite
+
+    two_turns = run_suite(get_suite("factbook"), Entry("scripted"), progress=False)
+    four_turns = run_suite(get_suite("factbook-multihop"), Entry("scripted"), progress=False)
+    by_type = next(iter(four_turns.tasks.values())).summary.by_type
+    assert len(by_type) == 7
+    assert all(v["em"] >= 0.9 for v in by_type.values()), by_type
+    assert next(iter(two_turns.tasks.values())).summary.by_type["bridge"]["em"] == 0.0
+    assert four_turns.protocol_hash != two_turns.protocol_hash
+
+
 def test_result_files_are_checked(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "x.json").write_text('{"format": "something else"}')
