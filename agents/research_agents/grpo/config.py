@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from research_agents.grpo.loss import AGGREGATIONS, Aggregation
-
 from research_env.protocols import PROTOCOLS
 
 
@@ -112,6 +111,11 @@ class GRPOConfig:
     """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``; it
     fixes stop strings, observation rendering, format check and reward (see
     docs/fidelity.md). The fields above still override its limits."""
+
+    invalid_action: Literal["terminate", "correct"] | None = None
+    """What an action without a closed ``<search>``/``<answer>`` does: end the episode
+    (``terminate``) or get the template's corrective observation and go on (``correct``);
+    ``None``: the protocol's rule."""
 
     max_prompt_tokens: int | None = None
     """Train only on questions whose prompt has at most this many tokens (ReSearch: 512)."""
@@ -229,6 +233,33 @@ class GRPOConfig:
     wandb_project: str | None = None
     """Log to this Weights & Biases project (needs ``wandb``; off by default)."""
 
+    # --- collapse guards (research_agents.grpo.guards)
+    guard: Literal["off", "warn", "stop", "rollback"] = "warn"
+    """What a collapse (``guard_patience`` unhealthy steps in a row) does: ``warn`` prints a
+    line, ``stop`` ends the run, ``rollback`` restores the last healthy checkpoint with a lower
+    lr (see :mod:`research_agents.grpo.guards`); ``off``: not even measured."""
+
+    guard_max_same_answer: float = 0.5
+    """Unhealthy above this share of rollouts giving one answer to different questions."""
+
+    guard_min_entropy: float = 0.01
+    """Unhealthy below this mean token entropy (nats) of the trained tokens."""
+
+    guard_max_zero_variance: float = 0.95
+    """Unhealthy above this share of groups whose rollouts all got the same reward."""
+
+    guard_min_answered: float = 0.05
+    """Unhealthy below this share of rollouts that gave an answer."""
+
+    guard_patience: int = 3
+    """Unhealthy steps in a row before the guard acts."""
+
+    guard_max_rollbacks: int = 2
+    """Rollbacks allowed before ``rollback`` stops the run instead."""
+
+    guard_rollback_lr_scale: float = 0.5
+    """The learning rate is multiplied by this at each rollback."""
+
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes stored with the run."""
 
@@ -249,6 +280,19 @@ class GRPOConfig:
                 f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}",
             ),
             (self.entropy_coef >= 0, f"entropy_coef: expected >= 0, got {self.entropy_coef}"),
+            (
+                self.guard in ("off", "warn", "stop", "rollback"),
+                f"guard: expected off|warn|stop|rollback, got {self.guard!r}",
+            ),
+            (self.guard_patience >= 1, f"guard_patience: expected >= 1, got {self.guard_patience}"),
+            (
+                self.guard_max_rollbacks >= 0,
+                f"guard_max_rollbacks: expected >= 0, got {self.guard_max_rollbacks}",
+            ),
+            (
+                0 < self.guard_rollback_lr_scale <= 1,
+                f"guard_rollback_lr_scale: expected in (0, 1], got {self.guard_rollback_lr_scale}",
+            ),
             (
                 self.kl_clamp is None or self.kl_clamp > 0,
                 f"kl_clamp: expected > 0 or None, got {self.kl_clamp}",
@@ -426,6 +470,38 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
     eval_size=64,
     eval_split="test",
     output_dir="runs/factbook-smollm2",
+)
+
+# Multi-hop on the CPU: 4 turns, "<search>" forced on the first and "<answer>\boxed{" on the
+# last (answer-only) turn; on turns 2-3 the policy itself chooses another search or an answer.
+# Stage 1 (steps 0-5) trains the single-hop types, so the policy learns to read a result and
+# answer on its own; stage 2 adds bridge, comparison and three-hop. The reward is EM (F1 on
+# aliases paid "of" for "capital of France", docs/results.md) less 0.1 per search beyond the
+# first and per invalid action, taken only from right answers (grpo/shaping.py); reward/em
+# logs plain EM beside it.
+PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2"].replace(
+    max_turns=4,
+    # top-4: the scripted one-search-per-hop rules reach 0.93-1.00 on every type of the
+    # factbook-multihop suite with 4 passages per search (0.85 on three-hop with 3).
+    top_k=4,
+    max_response_tokens=1000,
+    turn_prefix="",
+    # Zero-shot SmolLM2 ends its message (EOS) right after the first result: with invalid
+    # actions ending the episode, every rollout scored 0 and no group had a gradient. The
+    # corrective observation keeps the episode going to the forced answer turn.
+    invalid_action="correct",
+    reward="em",
+    reward_hook="research_agents.grpo.shaping:em_search_cost",
+    question_types=(),
+    curriculum=((0, _SINGLE_HOP), (6, ())),
+    questions_per_step=4,
+    group_size=6,
+    mini_batch_size=24,
+    guard="rollback",
+    steps=40,
+    time_budget_s=3600,
+    checkpoint_every=5,
+    output_dir="runs/factbook-smollm2-multihop",
 )
 
 # Mechanics smoke run: a tiny random model, a couple of fast steps.

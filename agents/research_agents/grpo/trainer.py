@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
+
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.advantages import group_advantages
 from research_agents.grpo.checkpoint import (
@@ -40,6 +41,7 @@ from research_agents.grpo.checkpoint import (
 from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
+from research_agents.grpo.guards import CollapseGuard, collapse_metrics
 from research_agents.grpo.loss import grpo_loss
 from research_agents.grpo.metrics import (
     MetricsLogger,
@@ -123,7 +125,6 @@ class GRPOTrainer:
         resume: str | Path | bool = False,
     ) -> None:
         from research_agents.models import load_model, load_tokenizer
-
         from research_env.vector import SearchQAVectorEnv
 
         self.config = cfg = config
@@ -169,6 +170,9 @@ class GRPOTrainer:
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
         self.reward_hook = _load_hook(cfg.reward_hook) if cfg.reward_hook else None
+        # One rank alone must not stop or roll back: distributed runs only warn.
+        guarded = self.dist.world_size == 1 or cfg.guard == "warn"
+        self.guard = CollapseGuard(cfg) if cfg.guard != "off" and guarded else None
         if generator is None:
             generator = self._make_generator()
         self.generator = generator
@@ -183,6 +187,7 @@ class GRPOTrainer:
             "tokenizer": self.tokenizer,
             "last_turn": cfg.last_turn,
             "protocol": cfg.protocol,
+            "invalid_action": cfg.invalid_action,
         }
         local_groups = len(self.dist.share(cfg.questions_per_step))
         self.env: SearchQAVectorEnv = SearchQAVectorEnv(
@@ -257,9 +262,8 @@ class GRPOTrainer:
     def eval_env(self) -> SearchQAVectorEnv:
         """The vector env over the held-out split (built on first use)."""
         if self._eval_env is None:
-            from research_env.vector import SearchQAVectorEnv
-
             from research_env.resolve import is_dataset_file
+            from research_env.vector import SearchQAVectorEnv
 
             kwargs = dict(self.eval_env_kwargs)
             if self.config.eval_dataset:
@@ -343,11 +347,14 @@ class GRPOTrainer:
                 metrics["time/elapsed_s"] = self.elapsed_s
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.dist.is_main:
                     metrics.update(self.evaluate().as_metrics())
+                stop = self.guard is not None and self.guard.after_step(self, metrics)
                 self.logger.log(self.step, metrics)
                 history.append(metrics)
                 bar.step(self.step, metrics)
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
+                if stop:
+                    break
             self.save_checkpoint()
         finally:
             bar.close()
@@ -370,6 +377,8 @@ class GRPOTrainer:
         self.generator.sync_weights(self.model)
         self.step += 1
         metrics = self._step_metrics(trajs, adv, rstats, update)
+        if self.config.guard != "off":
+            metrics.update(collapse_metrics(trajs))
         metrics.update(
             {
                 "perf/step_s": time.perf_counter() - t0,

@@ -1,0 +1,52 @@
+"""Trajectory-level reward shaping for ``GRPOConfig.reward_hook`` (documented, reported beside EM).
+
+:func:`em_search_cost` is the reward of the ``factbook-smollm2-multihop`` preset: exact match,
+scaled down by a small cost per search beyond the first and per invalid action (an action
+without a closed tag, answered by a corrective observation under ``invalid_action="correct"``),
+paid only out of a correct answer::
+
+    reward = EM * max(0, 1 - SEARCH_COST * (searches - 1) - INVALID_COST * invalid_actions)
+
+A wrong answer scores 0 however many searches it took, so the cost never makes answering early
+and wrong better than searching again; among right answers it prefers the one with fewer
+searches (single-hop questions: one). The plain EM of every rollout stays in the logs as
+``reward/em`` beside the shaped ``reward/mean``.
+"""
+
+from __future__ import annotations
+
+from research_agents.grpo.rollout import Trajectory
+
+__all__ = ["INVALID_COST", "SEARCH_COST", "em_search_cost"]
+
+SEARCH_COST = 0.1
+"""Share of a correct answer's reward taken away per search beyond the first."""
+
+INVALID_COST = 0.1
+"""Share of a correct answer's reward taken away per invalid action."""
+
+
+def em_search_cost(trajectory: Trajectory) -> float:
+    """EM of the answer, less the search and invalid-action costs (never below 0).
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``.
+
+    Examples:
+        >>> t = Trajectory(prompt_ids=[], info={"reward_components": {"em": 1.0},
+        ...                                     "num_searches": 2})
+        >>> round(em_search_cost(t), 3)
+        0.9
+        >>> t.info["invalid_actions"] = 1
+        >>> round(em_search_cost(t), 3)
+        0.8
+        >>> em_search_cost(Trajectory(prompt_ids=[], info={"num_searches": 3}))
+        0.0
+    """
+    em = float(trajectory.info.get("reward_components", {}).get("em", 0.0))
+    searches = int(trajectory.info.get("num_searches", 0))
+    invalid = int(trajectory.info.get("invalid_actions", 0))
+    return em * max(0.0, 1.0 - SEARCH_COST * max(0, searches - 1) - INVALID_COST * invalid)
