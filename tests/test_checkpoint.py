@@ -185,6 +185,22 @@ def test_a_pickle_payload_never_runs(run: Path, hooks: Path, tmp_path: Path) -> 
     assert not marker.exists()
 
 
+@pytest.mark.slow
+def test_eval_refuses_a_pickle_payload(run: Path, tmp_path: Path) -> None:
+    ckpt = run / "checkpoint"
+    marker = tmp_path / "payload-ran"
+    (ckpt / "trainer_state.json").unlink()
+    (ckpt / "trainer_state.safetensors").unlink()
+    (ckpt / "trainer_state.pt").write_bytes(pickle.dumps({"step": Payload(marker)}))
+    cmd = [sys.executable, "-m", "research_env.cli", "eval", "--suite", "factbook-dev"]
+    cmd += ["--limit", "2", "--checkpoint", str(ckpt), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("searchqa eval:")]
+    assert len(errors) == 1 and "trainer_state.pt: refused to load" in errors[0], proc.stderr
+    assert not marker.exists()
+
+
 def test_a_pickle_next_to_the_json_state_is_never_read(run: Path, tmp_path: Path) -> None:
     marker = tmp_path / "payload-ran"
     ckpt = run / "checkpoint"

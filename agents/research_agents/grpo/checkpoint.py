@@ -28,6 +28,7 @@ import random
 import re
 import shutil
 import sys
+import warnings
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from research_env.commands import UsageError
 
 if TYPE_CHECKING:
     from research_agents.grpo.config import GRPOConfig
@@ -60,10 +63,12 @@ _FORMAT = 2
 _OWNER = ".owner.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError, ValueError):
     """A checkpoint or a run file a resume reads is missing, unreadable or does not fit.
 
-    The message is one line naming the path (``metrics.jsonl`` lines: ``file:line``).
+    The message is one line naming the path (``metrics.jsonl`` lines: ``file:line``); being a
+    :class:`~research_env.commands.UsageError`, any ``searchqa`` command prints it as that one
+    line and exits 2.
     """
 
 
@@ -283,17 +288,20 @@ def _legacy_state(path: Path) -> dict[str, Any]:
     import pickle
 
     allowed: list[Any] = [np.ndarray, np.dtype, np.dtypes.UInt32DType]
-    reconstruct = getattr(getattr(np, "_core", np.core).multiarray, "_reconstruct", None)
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    reconstruct = getattr(core.multiarray, "_reconstruct", None)
     if reconstruct is not None:
         allowed.append(reconstruct)
     try:
-        with torch.serialization.safe_globals(allowed):
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on the pickle protocol
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n|$)", str(e))
+        detail = f": {found.group(1).strip()[:120]}" if found else ""
         raise CheckpointError(
-            f"{path}: refused to load: it holds Python objects a checkpoint never contains "
-            f"(loading it could run code; {first[:160]})"
+            f"{path}: refused to load: it holds more than tensors and plain values (unpickling "
+            f"it could run code{detail}); use a checkpoint you trust"
         ) from None
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable ({_one_line(e)})") from None
