@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,11 +113,25 @@ def hooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _tiny_config(out: Path, steps: int) -> Any:
+    return get_preset("tiny").replace(
+        output_dir=str(out),
+        steps=steps,
+        checkpoint_every=1,
+        reward_hook="hooks_mod:by_length",
+        max_new_tokens=12,
+    )
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, hooks: Path) -> Path:
-    """A run folder trained 2 steps by the real CLI (checkpoint at step 2)."""
+    """A run folder trained 2 steps (checkpoint at step 2), as ``_tiny`` would on the CLI."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    subprocess.run(_tiny(out, 2), check=True, env=_env(hooks), capture_output=True, timeout=600)
+    sys.path.insert(0, str(hooks))
+    try:
+        GRPOTrainer(_tiny_config(out, 2)).train(progress=False)
+    finally:
+        sys.path.remove(str(hooks))
     return out
 
 
@@ -126,11 +141,7 @@ def trainer(tmp_path_factory: pytest.TempPathFactory, hooks: Path) -> GRPOTraine
     out = tmp_path_factory.mktemp("fresh") / "run"
     sys.path.insert(0, str(hooks))
     try:
-        return GRPOTrainer(
-            get_preset("tiny").replace(
-                output_dir=str(out), reward_hook="hooks_mod:by_length", max_new_tokens=12
-            )
-        )
+        return GRPOTrainer(_tiny_config(out, 2))
     finally:
         sys.path.remove(str(hooks))
 

@@ -390,10 +390,12 @@ def resume_config(requested: GRPOConfig, explicit: Iterable[str]) -> GRPOConfig:
     taken from ``requested``; ``output_dir`` is always ``requested``'s (the run may have moved).
 
     Raises:
-        CheckpointError: If there is no checkpoint, or an explicit field that decides the
-            weights' shapes (:data:`SHAPE_FIELDS`) differs from the checkpoint's.
+        CheckpointError: If there is no checkpoint, its state or config is unreadable, or an
+            explicit field that decides the weights' shapes (:data:`SHAPE_FIELDS`) differs from
+            the checkpoint's.
     """
     path = find_checkpoint(Path(requested.output_dir) / CHECKPOINT, repair=False)
+    read_step(path)  # a hostile or unreadable state fails here, before any model loads
     saved = saved_config(path)
     names = set(explicit) | {"output_dir"}
     conflicts = _conflicts(requested, saved, names)
