@@ -23,6 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from server_process import (
+    address as address_of,
+)
+from server_process import (
     connect,
     read_until_closed,
     rss_mb,
@@ -347,6 +350,32 @@ def test_a_body_that_stops_arriving_gets_408(impatient):
         data, closed = read_until_closed(sock, timeout_s=5.0)
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert b"body_timeout_s=1.0" in data and closed
+
+
+def test_a_client_that_stops_reading_is_cut_off(tmp_path):
+    """A large response to a client that reads none of it: the connection is aborted after
+    send_timeout_s and the unsent bytes dropped, instead of held until the client reads."""
+    text = "word " + "filler " * 400  # ~2.8 KB passages
+    corpus = [Passage(f"p{i}", f"Title {i}", text) for i in range(100)]
+    config = ServerConfig(port=0, send_timeout_s=0.5, max_k=100)
+    with BackgroundServer(BM25Retriever(corpus, persist=False), config) as srv:
+        body = json.dumps({"queries": [f"word {i}" for i in range(100)], "topk": 100})
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(address_of(srv.url))
+        sock.sendall(
+            b"POST /retrieve HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body.encode()
+        )
+        time.sleep(3.0)  # read nothing: the ~30 MB answer cannot all be sent
+        data, closed = read_until_closed(sock, timeout_s=10.0)
+        sock.close()
+        stats = srv.app.state.connections
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert closed and len(rest) < length / 2, (len(rest), length)
+    assert stats.send_timeouts == 1
 
 
 def raise_fd_limit(n: int) -> None:

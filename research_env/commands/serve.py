@@ -101,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a request body must be complete S seconds after its head (408 after)",
     )
     guard.add_argument(
+        "--send-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="cut off a client that reads none of a response for S seconds",
+    )
+    guard.add_argument(
         "--docs",
         action="store_true",
         help="serve FastAPI's /docs, /redoc and /openapi.json (off by default)",
@@ -162,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             idle_timeout_s=args.idle_timeout,
             header_timeout_s=args.header_timeout,
             body_timeout_s=args.body_timeout,
+            send_timeout_s=args.send_timeout,
             docs=args.docs,
         )
     except ValueError as e:

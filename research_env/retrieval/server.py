@@ -38,8 +38,9 @@ Limits, each answered with a 4xx whose ``detail`` says what came and what is all
 
 Connections (:mod:`research_env.retrieval.server_connections`): a connection idle for
 ``idle_timeout_s`` is closed, a request head must be complete ``header_timeout_s`` after its
-first byte, and above ``max_connections`` (lowered to fit the open-file limit) a new connection
-evicts the longest-idle one, so ``/health`` keeps answering however many clients sit idle.
+first byte, a client that reads none of a response for ``send_timeout_s`` is cut off, and
+above ``max_connections`` (lowered to fit the open-file limit) a new connection evicts the
+longest-idle one, so ``/health`` keeps answering however many clients sit idle.
 
 A :class:`~research_env.retrieval.RetrievalError` raised by the retriever becomes **503**
 ``{"detail": "retrieval failed: ..."}``; a full queue becomes 503 with ``Retry-After``; any other
@@ -163,8 +164,8 @@ class ServerConfig:
     """Seconds from a request's head until its whole body must have arrived (408 after)."""
 
     send_timeout_s: float = 30.0
-    """Seconds one write of a response may wait on a client that does not read (then the
-    connection is closed)."""
+    """Seconds a response may wait on a client that reads none of it (then the connection is
+    aborted and the unsent response dropped)."""
 
     docs: bool = False
     """Serve FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json`` (off: less to expose)."""
@@ -416,7 +417,6 @@ def create_app(
         BodyLimit,
         max_bytes=config.max_body_bytes,
         body_timeout_s=config.body_timeout_s,
-        send_timeout_s=config.send_timeout_s,
     )
 
     async def retrieve(queries: Sequence[str], k: int) -> list[list[Passage]]:
@@ -534,6 +534,7 @@ def uvicorn_config(
     limits = ConnectionLimits(
         idle_timeout_s=config.idle_timeout_s,
         header_timeout_s=config.header_timeout_s,
+        send_timeout_s=config.send_timeout_s,
         max_connections=effective_max_connections(config.max_connections),
     )
     protocol, stats = guarded_protocol(limits)

@@ -9,6 +9,9 @@ use up the process's file descriptors and the server stops accepting (``/health`
   closed after ``idle_timeout_s`` without a byte;
 * **header timeout**: once the first byte of a request arrives, its head (request line and
   headers) must be complete within ``header_timeout_s``;
+* **send timeout**: a client that reads nothing of a response for ``send_timeout_s`` while the
+  server has more to send is cut off (the connection is aborted and the unsent response
+  dropped, instead of held until the client reads);
 * **connection cap**: above ``max_connections`` open connections, a new one evicts the
   connection idle the longest (it has no request in flight; its client reconnects when it has
   one); when every connection has a request in flight, the new one gets **503** with
@@ -75,6 +78,9 @@ class ConnectionLimits:
     header_timeout_s: float = 10.0
     """Seconds from a request's first byte until its head must be complete."""
 
+    send_timeout_s: float = 30.0
+    """Seconds a response may wait on a client that reads none of it."""
+
     max_connections: int = 1024
     """Most open connections (already lowered to fit the open-file limit)."""
 
@@ -94,6 +100,9 @@ class ConnectionStats:
 
     header_timeouts: int = 0
     """Connections closed because a request head did not arrive in time."""
+
+    send_timeouts: int = 0
+    """Connections aborted because the client stopped reading a response."""
 
     evicted: int = 0
     """Idle connections closed to make room for a new one (the cap)."""
@@ -124,6 +133,7 @@ class GuardedH11Protocol(H11Protocol):
     stats: ClassVar[ConnectionStats] = ConnectionStats()
 
     _guard_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
     _awaiting_head = True  # no request in progress: evictable, under the idle / header timer
     _head_started = False
     _idle_since = 0.0
@@ -154,9 +164,23 @@ class GuardedH11Protocol(H11Protocol):
         if self.cycle is cycle and not self.transport.is_closing():
             self._wait_for_request()
 
+    def pause_writing(self) -> None:
+        """The client is not reading fast enough: start the send timer."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(
+                self.limits.send_timeout_s, self._write_stalled
+            )
+
+    def resume_writing(self) -> None:
+        """The client reads again: stop the send timer."""
+        super().resume_writing()
+        self._stop_write_timer()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the timer and unregister the connection."""
+        """Stop the timers and unregister the connection."""
         self._disarm()
+        self._stop_write_timer()
         self.stats.open -= 1
         super().connection_lost(exc)
 
@@ -175,6 +199,16 @@ class GuardedH11Protocol(H11Protocol):
         if self._guard_timer is not None:
             self._guard_timer.cancel()
             self._guard_timer = None
+
+    def _stop_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        self.stats.send_timeouts += 1
+        self.transport.abort()  # close() would keep the unsent response until it is read
 
     def _expire(self) -> None:
         self._guard_timer = None

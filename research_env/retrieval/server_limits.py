@@ -7,9 +7,10 @@ it:
   ``Content-Length``) is cut off at ``max_bytes`` like any other: **413**, connection closed,
   at most ``max_bytes`` plus one read chunk held;
 * a ``Content-Length`` above ``max_bytes`` is refused before any of the body is read (413);
-* the whole body must arrive within ``body_timeout_s`` of the request head (**408** otherwise);
-* each ``send`` of the response must complete within ``send_timeout_s``; a client that stops
-  reading has its connection closed instead of pinning the response in memory.
+* the whole body must arrive within ``body_timeout_s`` of the request head (**408** otherwise).
+
+(A client that stops *reading* a response is cut off at the connection layer:
+:mod:`research_env.retrieval.server_connections`.)
 
 Error answers are ``{"detail": "..."}`` with ``Connection: close``.
 """
@@ -40,16 +41,12 @@ class BodyLimit:
         app: The ASGI app.
         max_bytes: Largest body, counted as it arrives.
         body_timeout_s: Seconds from the request head to the body's last byte.
-        send_timeout_s: Seconds one ``send`` of the response may block on a slow client.
     """
 
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, body_timeout_s: float, send_timeout_s: float
-    ) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.body_timeout_s = body_timeout_s
-        self.send_timeout_s = send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse, time out, or pass the request on with its body read."""
@@ -76,15 +73,7 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # later calls wait for the disconnect, as ASGI apps expect
 
-        async def timed_send(message: Message) -> None:
-            try:
-                await asyncio.wait_for(send(message), self.send_timeout_s)
-            except asyncio.TimeoutError:
-                raise ConnectionAbortedError(
-                    f"client read nothing for {self.send_timeout_s} s; closing its connection"
-                ) from None
-
-        await self.app(scope, replay, timed_send)
+        await self.app(scope, replay, send)
 
     async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or ``None`` once an error was answered (or the client left)."""
