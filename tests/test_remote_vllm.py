@@ -23,7 +23,11 @@ httpx = pytest.importorskip("httpx")
 
 from research_agents.generation.base import SamplingParams  # noqa: E402
 from research_agents.generation.hf import HFGenerator  # noqa: E402
-from research_agents.generation.remote import RemoteGenerator, RemoteGeneratorConfig  # noqa: E402
+from research_agents.generation.remote import (  # noqa: E402
+    RemoteGenerator,
+    RemoteGeneratorConfig,
+    SharedCheckpointSync,
+)
 from research_agents.generation.vllm import configure_vllm_env  # noqa: E402
 from research_agents.models import SMOLLM2, load_model, load_tokenizer, smollm2_path  # noqa: E402
 
@@ -50,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager",
         "--logprobs-mode", "processed_logprobs", "--disable-log-stats",
     ]  # fmt: skip
-    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_SERVER_DEV_MODE": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -111,3 +115,28 @@ def test_greedy_matches_hf_through_vllm_serve(server: str, tokenizer: Any) -> No
         assert b.logprobs == pytest.approx(a.logprobs, abs=2e-3)
     reasons = {g.finish_reason for g in got}
     assert "stop" in reasons and "eos" in reasons, reasons
+
+
+def test_weight_sync_through_a_shared_checkpoint(server: str, tokenizer: Any, tmp_path) -> None:
+    import torch
+
+    params = SamplingParams(max_new_tokens=24, temperature=0.0, stop=STOP)
+    batch = prompts(tokenizer)
+    updated = load_model(SMOLLM2).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():  # an "update": the MLP weights moved a little
+        for name, p in updated.named_parameters():
+            if ".mlp." in name:
+                p.add_(torch.randn_like(p) * 0.01)
+    want = HFGenerator(updated, tokenizer).generate(batch, params)
+    sync = SharedCheckpointSync(server, tmp_path / "policy")
+    gen = RemoteGenerator(RemoteGeneratorConfig(base_url=server, model="smollm2"), sync)
+    before = gen.generate(batch, params)
+    assert [g.token_ids for g in before] != [g.token_ids for g in want]
+    gen.sync_weights(updated)
+    after = gen.generate(batch, params)
+    assert [g.token_ids for g in after] != [g.token_ids for g in before], "no reload"
+    assert [g.token_ids for g in after] == [g.token_ids for g in want]
+    print(f"shared-checkpoint sync of SmolLM2-135M: {sync.last_seconds:.2f} s")
+    gen.close()
+    sync.close()
