@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -334,3 +335,16 @@ def test_train_prints_each_step_as_it_ends(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 1, 2, 2, 3, 3]  # 2 questions a step, one each
     assert all(r["log"] and r["log"][0][0] == "action" for r in rows)
+    # The run's page, as a browser renders it (when Chromium is installed).
+    view = searchqa("view", str(out))
+    assert view.returncode == 0 and "6 episodes" in view.stdout, view.stderr
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is not None:
+        page = (out / "view.html").resolve().as_uri()
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        assert '<b id="count">6</b>' in dom and dom.count('<article class="episode') >= 6
