@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+pytestmark = pytest.mark.engines
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("fastapi", reason="needs the server extra")
