@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -27,6 +27,9 @@ from research_env.retrieval.closed import PerExampleRetriever
 from research_env.rewards import RewardFn, get_reward_fn, score_answer
 from research_env.spaces import UnicodeText
 from research_env.templates import ChatTokenizer, PromptTemplate, get_template
+
+if TYPE_CHECKING:
+    from research_env.toolcall import ToolCallFormat
 
 ObsType = dict[str, str]
 MAX_TEXT = 1 << 24  # the largest observation / action string the spaces admit (16 Mi chars)
@@ -110,7 +113,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     gym.make("SearchQA-v0", dataset="factbook", split="train", retriever="bm25", top_k=5,
              max_turns=4, reward="em", template="research_instruct", tokenizer=None,
              invalid_action="terminate", last_turn="normal", max_query_chars=512,
-             render_mode=None, protocol="ours", eos_text=None)
+             render_mode=None, protocol="ours", eos_text=None, action_format="tags")
     ```
     - ``protocol``: ``"ours"`` (the default, research-env's rules), ``"research"`` (ReSearch's
       code: stop at ``</search>`` or EOS, ``"Title"\ntext`` result blocks, its format check,
@@ -119,6 +122,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
       without search, EM over the last ``<answer>``). It sets ``top_k``, ``max_turns``,
       ``reward``, ``template``, ``invalid_action`` and ``last_turn``; any of them passed
       explicitly overrides it. See ``docs/fidelity.md``.
+    - ``action_format``: ``"tags"`` (``<search>``) or ``"tool_call"`` (Hermes/Qwen
+      ``<tool_call>{"name": "search", ...}</tool_call>``; the prompt carries the tool schema
+      through the tokenizer's chat template and results come back as a tool message;
+      :mod:`research_env.toolcall`). ``protocol="ours"`` only.
     - ``eos_text``: the tokenizer's EOS text (default: ``tokenizer.eos_token``, else
       ``<|im_end|>``); under ``research`` an action ending with it ends the episode.
     - ``dataset``: ``"factbook"``, a registered benchmark name (``"hotpotqa"``), a
@@ -165,6 +172,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         render_mode: str | None = None,
         protocol: str | SearchProtocol = "ours",
         eos_text: str | None = None,
+        action_format: Literal["tags", "tool_call"] = "tags",
     ) -> None:
         self.protocol = get_protocol(protocol)
         proto = self.protocol
@@ -214,6 +222,19 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         self.invalid_action = invalid_action
         self.last_turn = last_turn
         self.eos_text = eos_text
+        if action_format not in ("tags", "tool_call"):
+            raise ValueError(f"expected action_format 'tags' or 'tool_call', got {action_format!r}")
+        if action_format == "tool_call" and self.protocol.rules != "ours":
+            raise ValueError(
+                f"action_format='tool_call' needs protocol='ours' (the papers' rules read tags), "
+                f"got protocol={self.protocol.name!r}"
+            )
+        self.action_format = action_format
+        self.tool_format: ToolCallFormat | None = None
+        if action_format == "tool_call":
+            from research_env.toolcall import ToolCallFormat
+
+            self.tool_format = ToolCallFormat(tokenizer)
         self.max_query_chars = max_query_chars
         self.render_mode = render_mode
         self.action_space = UnicodeText(MAX_TEXT)
@@ -237,7 +258,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         example = self.examples[index]
         if self._per_example:  # closed corpus: its own passages
             self._episode_retriever = cast(PerExampleRetriever, self.retriever).for_example(example)
-        prompt = self.template.render(example.question, self.tokenizer)
+        if self.tool_format is not None:
+            prompt = self.tool_format.render_prompt(example.question)
+        else:
+            prompt = self.template.render(example.question, self.tokenizer)
         self._episode = Episode(example=example, prompt=prompt)
         self._ending = ""
         self._pending = None
@@ -313,7 +337,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         elif self.protocol.rules == "searchr1":
             action, parsed = self._searchr1_segment(action)
         else:
-            parsed = parse_action(action, max_query_chars=self.max_query_chars)
+            parse = self.tool_format.parse if self.tool_format is not None else parse_action
+            parsed = parse(action, max_query_chars=self.max_query_chars)
         ep.record_action(action)
         if isinstance(parsed, Search) and last and self.last_turn == "answer_only":
             parsed = Invalid(reason="search_on_last_turn", detail="the last turn must answer")
@@ -407,6 +432,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             info["end_reason"] = "max_turns"
         elif not terminated and self.last_turn == "answer_only" and ep.turns == self.max_turns - 1:
             observation += self.template.format_answer_now()
+        if self.tool_format is not None and observation and not (terminated or truncated):
+            observation = self.tool_format.observation(observation.strip())
         ep.record_observation(observation)
         ep.done = terminated or truncated
 
@@ -476,6 +503,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     def _format_ok(self, ep: Episode) -> bool:
         if ep.invalid_actions:
             return False
+        if self.tool_format is not None:
+            return True  # tool calls and the answer parsed; the tag check does not apply
         ok, _reason = self.template.check_format(ep.response)
         return ok
 
@@ -502,6 +531,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         end-of-sequence token must end with :attr:`eos_text` (decode it with the special
         tokens kept, or append the tokenizer's ``eos_token``).
         """
+        if self.tool_format is not None:
+            return self.tool_format.stop_strings
         if self.protocol.rules == "ours":
             return tuple(self.template.stop_strings)
         return self.protocol.stop_strings

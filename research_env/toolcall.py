@@ -23,6 +23,8 @@ else — retrieval, answers (still ``<answer> … </answer>``), rewards and toke
   template's rendering of the same chat (the rollout tokenises each observation once, mask 0);
 * :attr:`ToolCallFormat.stop_strings`: ``</tool_call>`` and ``</answer>``.
 
+``gym.make("SearchQA-v0", action_format="tool_call", tokenizer=tok)`` plays this format natively.
+
 Without a tokenizer the ChatML / Hermes layout (``<|im_start|>``, ``<tool_response>``) is used.
 """
 
@@ -233,7 +235,7 @@ class ToolCallFormat:
 
 
 class ToolCallActions(gym.Wrapper[dict[str, str], str, dict[str, str], str]):
-    """SearchQA-v0 with tool-call actions, as a wrapper (until the env takes ``action_format``).
+    """SearchQA-v0 with tool-call actions, as a wrapper (the env itself: ``action_format="tool_call"``).
 
     The prompt is :meth:`ToolCallFormat.render_prompt`'s; each segment is parsed by
     :meth:`ToolCallFormat.parse` and played as the equivalent tag action, so retrieval, answer

@@ -171,3 +171,65 @@ def test_same_rewards_and_retrieval_as_the_tag_format(tokenizer):
     bad = play(tools, [call("q", name="browse")])
     assert bad[1][2] and bad[1][1] == 0.0 and bad[1][4]["invalid_reason"] == "unknown_tool"
     assert tools.stop_strings == ("</tool_call>", "</answer>")
+
+
+def _native(tokenizer, **kw):  # type: ignore[no-untyped-def]
+    return gym.make(
+        "SearchQA-v0", split="dev", tokenizer=tokenizer, top_k=2, action_format="tool_call", **kw
+    )
+
+
+def test_env_action_format_tool_call_matches_the_wrapper(tokenizer):
+    """The env's own action_format="tool_call" plays exactly as the ToolCallActions wrapper."""
+    native = _native(tokenizer)
+    wrapped = ToolCallActions(gym.make("SearchQA-v0", split="dev", tokenizer=tokenizer, top_k=2))
+    q = "capital of the United Arab Emirates"
+    assert native.unwrapped.stop_strings == ("</tool_call>", "</answer>")
+    for final in ["<answer>\\boxed{Abu Dhabi}</answer>", "<answer>\\boxed{Dubai}</answer>"]:
+        a, b = play(native, [call(q), final]), play(wrapped, [call(q), final])
+        assert a[0]["prompt"] == b[0]["prompt"]
+        assert a[1][0]["observation"] == b[1][0]["observation"]  # the tool message
+        assert [s[1] for s in a[1:]] == [s[1] for s in b[1:]]  # rewards
+        for x, y in zip(a[1:], b[1:]):
+            for key in ("retrieved_ids", "prediction", "end_reason"):
+                assert x[4].get(key) == y[4].get(key), key
+            assert x[4]["reward_components"]["em"] == y[4]["reward_components"]["em"]
+    bad = play(native, [call("q", name="browse")])
+    assert bad[1][2] and bad[1][4]["invalid_reason"] == "unknown_tool"
+    with pytest.raises(ValueError, match="needs protocol='ours'"):
+        _native(tokenizer, protocol="research")
+
+
+def test_grpo_rollout_masks_tool_messages(tokenizer):
+    """Through the GRPO rollout: prompt ids, sampled ids (mask 1), tool-message ids (mask 0)."""
+    torch = pytest.importorskip("torch")
+    from research_agents.generation.base import SamplingParams
+    from research_agents.generation.hf import HFGenerator
+    from research_agents.grpo.rollout import rollout
+    from research_agents.models import TINY, load_model
+
+    from research_env.vector import SearchQAVectorEnv
+
+    torch.manual_seed(0)
+    vec = SearchQAVectorEnv(
+        2, split="dev", tokenizer=tokenizer, top_k=2, max_turns=2, action_format="tool_call"
+    )
+    generator = HFGenerator(load_model(TINY), tokenizer)
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, stop=vec.envs[0].stop_strings)
+    trajs, _stats = rollout(
+        vec,
+        generator,
+        tokenizer,
+        [0, 1],
+        params,
+        response_prefix=call("capital of Peru"),  # a whole forced call: turn 1 searches
+        max_response_tokens=400,
+        seed=0,
+    )
+    for t in trajs:
+        assert len(t.response_ids) == len(t.loss_mask) == len(t.old_logprobs)
+        assert "<tools>" in tokenizer.decode(t.prompt_ids)  # the schema is in the prompt
+        masked = tokenizer.decode([i for i, m in zip(t.response_ids, t.loss_mask) if m == 0])
+        sampled = tokenizer.decode([i for i, m in zip(t.response_ids, t.loss_mask) if m == 1])
+        assert "<tool_response>" in masked and "<tool_response>" not in sampled
+        assert t.info["num_searches"] == 1
