@@ -235,7 +235,7 @@ class ToolCallFormat:
 
 
 class ToolCallActions(gym.Wrapper[dict[str, str], str, dict[str, str], str]):
-    """SearchQA-v0 with tool-call actions, as a wrapper (the env itself: ``action_format="tool_call"``).
+    """SearchQA-v0 with tool-call actions, as a wrapper (or pass ``action_format="tool_call"``).
 
     The prompt is :meth:`ToolCallFormat.render_prompt`'s; each segment is parsed by
     :meth:`ToolCallFormat.parse` and played as the equivalent tag action, so retrieval, answer
