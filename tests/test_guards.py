@@ -119,7 +119,7 @@ def test_collapsing_run_rolls_back_to_the_last_good_checkpoint(tmp_path: Path) -
     actions = [e["action"] for e in trainer.guard.events]
     assert actions == ["rollback", "stop"]  # one rollback allowed, then the run stops
     assert trainer.config.lr == pytest.approx(cfg.lr * cfg.guard_rollback_lr_scale)
-    assert (tmp_path / "run" / GOOD_CHECKPOINT / "trainer_state.pt").is_file()
+    assert (tmp_path / "run" / GOOD_CHECKPOINT / "trainer_state.json").is_file()
     steps = [m["step"] for m in _metrics(tmp_path / "run")]
     good = trainer.guard.events[0]["good_step"]
     assert good is not None and steps.count(good + 1) >= 2  # the step after it, played again
