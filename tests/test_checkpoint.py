@@ -429,3 +429,21 @@ def test_resume_uses_the_saved_config(run: Path, capsys: pytest.CaptureFixture[s
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("searchqa train: "), err
         assert "cannot resume with" in err[0] and "decide the weights' shapes" in err[0]
+
+
+def test_the_python_api_refuses_a_checkpoint_of_another_shape(
+    run: Path, trainer: GRPOTrainer
+) -> None:
+    ckpt = run / "checkpoint"
+    config = json.loads((ckpt / "config.json").read_text())
+    config["lora_rank"] = 4
+    (ckpt / "config.json").write_text(json.dumps(config))
+    step, trainer.step = trainer.step, 99
+    try:
+        with pytest.raises(
+            CheckpointError, match=r"does not fit this run: lora_rank=0 \(checkpoint: 4\)"
+        ):
+            trainer.load_checkpoint(ckpt)
+        assert trainer.step == 99  # refused before anything was restored
+    finally:
+        trainer.step = step
