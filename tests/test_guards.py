@@ -27,19 +27,19 @@ def even_token_share(t: Trajectory) -> float:
 
 
 def _collapsing(tmp_path: Path, **overrides: Any) -> GRPOConfig:
-    return get_preset("tiny").replace(
-        output_dir=str(tmp_path / "run"),
-        reward_hook="test_guards:even_token_share",
-        lr=1.0,  # on purpose: a step this large collapses the tiny policy in a few steps
-        steps=8,
-        questions_per_step=2,
-        group_size=4,
-        mini_batch_size=8,
-        checkpoint_every=0,
-        samples_per_step=0,
-        guard_min_answered=0.0,  # the random model never answers; judge the collapse only
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "output_dir": str(tmp_path / "run"),
+        "reward_hook": "test_guards:even_token_share",
+        "lr": 1.0,  # on purpose: a step this large collapses the tiny policy in a few steps
+        "steps": 8,
+        "questions_per_step": 2,
+        "group_size": 4,
+        "mini_batch_size": 8,
+        "checkpoint_every": 0,
+        "samples_per_step": 0,
+        "guard_min_answered": 0.0,  # the random model never answers; judge the collapse only
+    }
+    return get_preset("tiny").replace(**(settings | overrides))
 
 
 def _metrics(run: Path) -> list[dict[str, Any]]:
@@ -100,6 +100,7 @@ def test_collapsing_run_is_stopped(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (tmp_path / "run" / "checkpoint").is_dir()  # the final checkpoint is still written
 
 
+@pytest.mark.slow
 def test_the_same_run_warned_only_goes_on(tmp_path: Path) -> None:
     trainer = GRPOTrainer(_collapsing(tmp_path, guard="warn", guard_patience=2, steps=6))
     trainer.train(progress=False)

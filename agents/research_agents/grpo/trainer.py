@@ -347,10 +347,11 @@ class GRPOTrainer:
                 metrics["time/elapsed_s"] = self.elapsed_s
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.dist.is_main:
                     metrics.update(self.evaluate().as_metrics())
+                measured = self.step  # a guard rollback moves self.step back
                 stop = self.guard is not None and self.guard.after_step(self, metrics)
-                self.logger.log(self.step, metrics)
+                self.logger.log(measured, metrics)
                 history.append(metrics)
-                bar.step(self.step, metrics)
+                bar.step(measured, metrics)
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                 if stop:
