@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from research_env.data.types import QAExample
+from research_env.resolve import is_dataset_file
 from research_env.retrieval.base import Retriever
 
 __all__ = [
@@ -160,8 +161,21 @@ class Task:
     def env_dataset(self) -> str | list[QAExample]:
         """The ``dataset=`` argument of the env (examples are read once per process)."""
         if self.root is None:
+            if is_dataset_file(self.dataset):
+                # A QA file is one split, the task's: the env gets its examples, so the task's
+                # split names them instead of being refused as a split of the file.
+                stat = Path(self.dataset).stat()
+                return list(_load_file(str(self.dataset), stat.st_mtime_ns, stat.st_size))
             return self.dataset
         return list(_load_benchmark(self.dataset, self.root, self.split))
+
+
+@lru_cache(maxsize=16)
+def _load_file(path: str, mtime_ns: int, size: int) -> tuple[QAExample, ...]:
+    """The examples of a QA file, read once per version of the file (mtime and size)."""
+    from research_env.data.loaders import load_qa_jsonl
+
+    return tuple(load_qa_jsonl(path))
 
 
 @lru_cache(maxsize=16)
