@@ -348,3 +348,17 @@ def test_train_prints_each_step_as_it_ends(tmp_path: Path) -> None:
             timeout=120,
         ).stdout
         assert '<b id="count">6</b>' in dom and dom.count('<article class="episode') >= 6
+
+
+def test_union_fields_take_any_member() -> None:
+    import typing
+
+    from research_agents.commands.runconfig import UsageError, convert
+    from research_agents.grpo.config import GRPOConfig
+
+    threads = typing.get_type_hints(GRPOConfig)["threads"]
+    assert convert("threads", "auto", threads) == "auto"
+    assert convert("threads", "2", threads) == 2
+    assert convert("threads", "null", threads) is None
+    with pytest.raises(UsageError, match="threads: expected int or one of auto, got 'abc'"):
+        convert("threads", "abc", threads)

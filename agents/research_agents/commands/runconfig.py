@@ -117,6 +117,15 @@ def convert(name: str, raw: Any, annotation: Any) -> Any:
     kinds = [a for a in args if a is not type(None)] if is_union else [annotation]
     if is_union and type(None) in args and (raw is None or str(raw).lower() in ("none", "null")):
         return None
+    if len(kinds) > 1:  # e.g. int | Literal["auto"]: the first member that takes the value
+        errors = []
+        for member in kinds:
+            try:
+                return convert(name, raw, member)
+            except UsageError as e:
+                text = str(e).split(": ", 1)[-1].split(", got")[0]
+                errors.append(text.removeprefix("expected "))
+        raise UsageError(f"{name}: expected {' or '.join(errors)}, got {raw!r}")
     kind = typing.get_origin(kinds[0]) or kinds[0]
     if kind is typing.Literal:
         return convert(name, raw, kinds[0])
