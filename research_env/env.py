@@ -13,7 +13,12 @@ from gymnasium import spaces
 from research_env.actions import Action, Answer, Invalid, Search, parse_action
 from research_env.data.types import Passage, QAExample
 from research_env.episode import Episode
-from research_env.protocols import SearchProtocol, get_protocol, paper_components
+from research_env.protocols import (
+    SearchProtocol,
+    get_protocol,
+    paper_components,
+    score_response,
+)
 from research_env.protocols import research as research_rules
 from research_env.protocols import searchr1 as searchr1_rules
 from research_env.resolve import (
@@ -459,10 +464,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     def _score_response(self, ep: Episode, end: _End) -> tuple[float, Any, str | None]:
         """Reward, components and prediction of a whole response under a paper protocol."""
         golds = list(ep.example.golden_answers)
+        reward = score_response(
+            self.protocol, ep.response, golds, eos=end.eos, eos_text=self.eos_text, prompt=ep.prompt
+        )
         if self.protocol.rules == "research":
-            reward, _reason = research_rules.score(
-                ep.response, golds, eos=end.eos, eos_text=self.eos_text, prompt=ep.prompt
-            )
             format_ok = research_rules.check_format(ep.response)[0]
             try:
                 # ReSearch's evaluation predicts "" for a response that ran over length.
@@ -472,12 +477,10 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         else:
             prediction = searchr1_rules.extract_answer(ep.response, prompt=ep.prompt)
             if self.protocol.reward == "searchr1_format":
-                reward = searchr1_rules.score_format(ep.response, golds, prompt=ep.prompt)
                 format_ok = searchr1_rules.valid_sequence(ep.prompt + ep.response)[0]
             else:
-                reward = searchr1_rules.score(ep.response, golds, prompt=ep.prompt)
                 format_ok = prediction is not None
-        return float(reward), paper_components(prediction, golds, format_ok), prediction
+        return reward, paper_components(prediction, golds, format_ok), prediction
 
     def _render(self, passages: Sequence[Passage]) -> str:
         if self.protocol.rules == "research":

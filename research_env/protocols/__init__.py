@@ -24,6 +24,7 @@ our paraphrases by default; load the paper's exact prompt from your own checkout
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -108,19 +109,6 @@ PROTOCOLS: dict[str, SearchProtocol] = {
         ends_at_eos=True,
         source="Agent-RL/ReCall@3b2fd14",
     ),
-    "searchr1_format": SearchProtocol(
-        name="searchr1_format",
-        rules="searchr1",
-        template="searchr1",
-        top_k=3,
-        max_turns=5,  # v0.3 scripts: max_turns=4, plus the final turn without search
-        reward="searchr1_format",
-        invalid_action="correct",
-        last_turn="no_search",
-        stop_strings=("</search>", "</answer>"),
-        ends_at_eos=False,
-        source="PeterGriffinJin/Search-R1 v0.3",
-    ),
     "searchr1": SearchProtocol(
         name="searchr1",
         rules="searchr1",
@@ -136,6 +124,13 @@ PROTOCOLS: dict[str, SearchProtocol] = {
         source="PeterGriffinJin/Search-R1",
     ),
 }
+PROTOCOLS["searchr1_format"] = dataclasses.replace(
+    PROTOCOLS["searchr1"],
+    name="searchr1_format",
+    max_turns=5,  # v0.3 scripts: max_turns=4, plus the final turn without search
+    reward="searchr1_format",
+    source="PeterGriffinJin/Search-R1 v0.3",
+)
 """The built-in protocols by name; ``ours`` is the environment's default."""
 
 
