@@ -541,6 +541,14 @@ class SearchQAEnv(gym.Env[ObsType, str]):
         return self.protocol.stop_strings
 
     @property
+    def eos_suffix(self) -> str:
+        """The text an agent appends to a segment that ended at EOS.
+
+        :attr:`eos_text` under a protocol that ``ends_at_eos`` (``research``), else ``""``.
+        """
+        return self.eos_text if self.protocol.ends_at_eos else ""
+
+    @property
     def episode_retriever(self) -> Retriever:
         """The retriever this episode searches.
 

@@ -51,13 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["ResearchPolicyAgent"]
 
 
-def _eos_suffix(env: SearchQAEnv, tokenizer: Any) -> str:
-    """The text to append to a segment that ended at EOS: the env's EOS text, or ``""``."""
-    if not env.protocol.ends_at_eos:
-        return ""
-    return str(env.eos_text or getattr(tokenizer, "eos_token", "") or "")
-
-
 class ResearchPolicyAgent:
     """Play SearchQA-v0 token by token with a causal LM, as the GRPO rollout does.
 
@@ -107,7 +100,7 @@ class ResearchPolicyAgent:
         self.tokenizer = tokenizer
         self.max_turns = env.max_turns
         self.stop: tuple[str, ...] = tuple(env.stop_strings)
-        self.eos_suffix = _eos_suffix(env, tokenizer)
+        self.eos_suffix = env.eos_suffix
         self.max_new_tokens = max_new_tokens
         self.max_response_tokens = max_response_tokens
         self.temperature = temperature

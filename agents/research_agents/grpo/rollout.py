@@ -159,9 +159,7 @@ def rollout(
 
     active = list(range(n))
     max_turns = [vec.envs[i].max_turns for i in range(n)]
-    eos_suffix = [
-        vec.envs[i].eos_text if vec.envs[i].protocol.ends_at_eos else "" for i in range(n)
-    ]
+    eos_suffix = [vec.envs[i].eos_suffix for i in range(n)]
     while active:
         prefixes: dict[int, str] = {}
         for i in active:
