@@ -118,6 +118,23 @@ def test_more_bad_input_in_process(
     _check(lines[0], expected)
 
 
+def test_eval_one_task_of_a_paper_suite(tmp_path: Path) -> None:
+    """``--task`` on a paper suite runs with only that task's file under ``--data-dir``."""
+    (tmp_path / "bamboogle").mkdir()
+    rows = [
+        {"id": f"b-{i}", "question": f"What is the capital of {c}?", "golden_answers": [a]}
+        for i, (c, a) in enumerate((("Peru", "Lima"), ("Chile", "Santiago")))
+    ]
+    (tmp_path / "bamboogle" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "--suite", "searchr1-paper", "--data-dir", str(tmp_path), "--agent"]
+    proc = searchqa(*argv, "naive-reader", "--task", "bamboogle", "--retriever", "bm25")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "bamboogle: 2 questions" in proc.stdout, proc.stdout
+    assert "nq" not in proc.stdout.replace("naive", "")
+    line = one_line_error(searchqa(*argv, "naive-reader", "--task", "nq"), "eval")
+    assert "nq/test.jsonl" in line or "nq" in line, line
+
+
 def test_leaderboard_bad_entries_file_is_one_line(tmp_path: Path) -> None:
     line = one_line_error(searchqa("leaderboard", "--entries", "nope.json"), "leaderboard")
     assert "--entries: no file at nope.json" in line

@@ -165,6 +165,22 @@ def test_multi_task_suite_from_flashrag_files(tmp_path: Path) -> None:
     assert "reward `research`" in text and "top-5" in text
 
 
+def test_one_task_of_a_paper_suite_needs_only_its_own_file(tmp_path: Path) -> None:
+    data = tmp_path / "FlashRAG_datasets"
+    (data / "bamboogle").mkdir(parents=True)
+    row = {"id": "b-0", "question": "What is the capital of Peru?", "golden_answers": ["Lima"]}
+    (data / "bamboogle" / "test.jsonl").write_text(json.dumps(row) + "\n")
+    for name in ("research-paper", "searchr1-paper"):
+        with pytest.raises(FileNotFoundError):  # the whole suite still needs every file
+            get_suite(name, data_dir=data)
+        suite = get_suite(name, data_dir=data, retriever="bm25", tasks=["bamboogle"])
+        assert [(t.name, t.split) for t in suite.tasks] == [("bamboogle", "test")]
+    with pytest.raises(ValueError, match=r"has no task 'hotpot'.*hotpotqa"):
+        get_suite("research-paper", data_dir=data, tasks=["hotpot"])
+    with pytest.raises(FileNotFoundError, match=r"musique"):
+        get_suite("research-paper", data_dir=data, tasks=["bamboogle", "musique"])
+
+
 def test_factbook_suite_evaluates_the_trained_preset_as_it_was_trained() -> None:
     from research_agents.grpo.config import get_preset
 

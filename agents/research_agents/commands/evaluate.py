@@ -163,27 +163,27 @@ def check_suite_options(name: str, retriever: str | None) -> None:
 
 
 def get_suite_checked(args: argparse.Namespace, name: str, size: int | None) -> Any:
-    """``get_suite`` with the options checked, its errors as one line, ``--task`` applied."""
-    import dataclasses
+    """``get_suite`` with the options checked, its errors as one line, ``--task`` applied.
 
-    from research_agents.eval.suites import get_suite
+    With ``--task``, a paper suite needs only the named tasks' files under ``--data-dir``.
+    """
+    from research_agents.eval.suites import SUITE_TASKS, get_suite
 
     check_suite_options(name, args.retriever)
+    wanted = getattr(args, "task", None) or []
+    names = list(SUITE_TASKS.get(name, ()))
+    for w in wanted:
+        if names and w not in names:
+            raise UsageError(
+                f"--task: suite {name!r} has no task {w!r}; expected one of: "
+                f"{', '.join(names)}{choices_hint(w, names)}"
+            )
     try:
-        suite = get_suite(name, data_dir=args.data_dir, retriever=args.retriever, size=size)
+        return get_suite(
+            name, data_dir=args.data_dir, retriever=args.retriever, size=size, tasks=wanted
+        )
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    wanted = getattr(args, "task", None) or []
-    if wanted:
-        names = [t.name for t in suite.tasks]
-        for w in wanted:
-            if w not in names:
-                raise UsageError(
-                    f"--task: suite {name!r} has no task {w!r}; expected one of: "
-                    f"{', '.join(names)}{choices_hint(w, names)}"
-                )
-        suite = dataclasses.replace(suite, tasks=tuple(t for t in suite.tasks if t.name in wanted))
-    return suite
 
 
 def check_agent(agent: str, model: str | None, checkpoint: str | None) -> None:

@@ -383,7 +383,17 @@ def _factbook(split: str = "test", size: int = 96, **_: Any) -> Suite:
     )
 
 
-def _flashrag_tasks(data_dir: str | Path | None, names: Sequence[tuple[str, str]]) -> list[Task]:
+def _flashrag_tasks(
+    data_dir: str | Path | None,
+    names: Sequence[tuple[str, str]],
+    only: Sequence[str] | None = None,
+) -> list[Task]:
+    """The suite's tasks read from ``data_dir``.
+
+    With ``only``, just those tasks, and only their files need to be there.
+    """
+    if only:
+        names = [(name, split) for name, split in names if name in only]
     if data_dir is None:
         raise ValueError(
             "this suite reads your copies of the datasets: pass data_dir (--data-dir), the "
@@ -399,26 +409,37 @@ def _flashrag_tasks(data_dir: str | Path | None, names: Sequence[tuple[str, str]
     return [Task(name, name, split, 0, root=str(root)) for name, split in names]
 
 
+RESEARCH_PAPER_TASKS: tuple[tuple[str, str], ...] = (
+    ("hotpotqa", "dev"),
+    ("2wikimultihopqa", "dev"),
+    ("musique", "dev"),
+    ("bamboogle", "test"),
+)
+"""ReSearch's evaluation datasets and the split of each."""
+
+SEARCHR1_PAPER_TASKS: tuple[tuple[str, str], ...] = (
+    ("nq", "test"),
+    ("triviaqa", "test"),
+    ("popqa", "test"),
+    *RESEARCH_PAPER_TASKS,
+)
+"""Search-R1's evaluation datasets and the split of each."""
+
 DEFAULT_PAPER_RETRIEVER = "remote:http://127.0.0.1:8000"
 """A ``searchqa serve`` (or ReSearch-protocol) server with E5 over wiki-18."""
 
 
 def _research_paper(
-    data_dir: str | Path | None = None, retriever: str | Retriever | None = None, **_: Any
+    data_dir: str | Path | None = None,
+    retriever: str | Retriever | None = None,
+    tasks: Sequence[str] | None = None,
+    **_: Any,
 ) -> Suite:
-    tasks = _flashrag_tasks(
-        data_dir,
-        [
-            ("hotpotqa", "dev"),
-            ("2wikimultihopqa", "dev"),
-            ("musique", "dev"),
-            ("bamboogle", "test"),
-        ],
-    )
+    tasks_ = _flashrag_tasks(data_dir, RESEARCH_PAPER_TASKS, only=tasks)
     return Suite(
         name="research-paper",
         description="ReSearch's evaluation: E5 top-5 over wiki-18, ReSearch template and reward",
-        tasks=tuple(tasks),
+        tasks=tuple(tasks_),
         env=EnvSettings(
             retriever=retriever or DEFAULT_PAPER_RETRIEVER,
             top_k=5,
@@ -440,24 +461,16 @@ def _research_paper(
 
 
 def _searchr1_paper(
-    data_dir: str | Path | None = None, retriever: str | Retriever | None = None, **_: Any
+    data_dir: str | Path | None = None,
+    retriever: str | Retriever | None = None,
+    tasks: Sequence[str] | None = None,
+    **_: Any,
 ) -> Suite:
-    tasks = _flashrag_tasks(
-        data_dir,
-        [
-            ("nq", "test"),
-            ("triviaqa", "test"),
-            ("popqa", "test"),
-            ("hotpotqa", "dev"),
-            ("2wikimultihopqa", "dev"),
-            ("musique", "dev"),
-            ("bamboogle", "test"),
-        ],
-    )
+    tasks_ = _flashrag_tasks(data_dir, SEARCHR1_PAPER_TASKS, only=tasks)
     return Suite(
         name="searchr1-paper",
         description="Search-R1's evaluation: E5 top-3 over wiki-18, Search-R1 template, EM",
-        tasks=tuple(tasks),
+        tasks=tuple(tasks_),
         env=EnvSettings(
             retriever=retriever or DEFAULT_PAPER_RETRIEVER,
             top_k=3,
@@ -487,7 +500,14 @@ SUITES: dict[str, Callable[..., Suite]] = {
     "research-paper": _research_paper,
     "searchr1-paper": _searchr1_paper,
 }
-"""Suite name -> builder (keyword arguments: ``data_dir``, ``retriever``)."""
+"""Suite name -> builder (keyword arguments: ``data_dir``, ``retriever``, ``tasks``)."""
+
+SUITE_TASKS: dict[str, tuple[str, ...]] = {
+    **{name: ("factbook",) for name in SUITES if name.startswith("factbook")},
+    "research-paper": tuple(name for name, _ in RESEARCH_PAPER_TASKS),
+    "searchr1-paper": tuple(name for name, _ in SEARCHR1_PAPER_TASKS),
+}
+"""Suite name -> its task names (known before any file is read)."""
 
 
 def get_suite(
@@ -496,6 +516,7 @@ def get_suite(
     data_dir: str | Path | None = None,
     retriever: str | Retriever | None = None,
     size: int | None = None,
+    tasks: Sequence[str] | None = None,
 ) -> Suite:
     """Build the suite ``name``.
 
@@ -505,12 +526,22 @@ def get_suite(
         retriever: Retriever spec or object of the paper suites (default: a server on
             ``127.0.0.1:8000``).
         size: At most this many questions per task (a smoke run; changes the protocol).
+        tasks: Only these tasks (``None``: all). A paper suite then needs only their files.
 
     Raises:
-        ValueError: On an unknown name, or a paper suite without ``data_dir``.
+        ValueError: On an unknown name or task, or a paper suite without ``data_dir``.
         FileNotFoundError: If a dataset file of a paper suite is missing.
     """
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; expected one of: {', '.join(SUITES)}")
-    suite = SUITES[name](data_dir=data_dir, retriever=retriever)
+    if tasks:
+        known = SUITE_TASKS[name]
+        for t in tasks:
+            if t not in known:
+                raise ValueError(
+                    f"suite {name!r} has no task {t!r}; expected one of: {', '.join(known)}"
+                )
+    suite = SUITES[name](data_dir=data_dir, retriever=retriever, tasks=tasks)
+    if tasks:
+        suite = dataclasses.replace(suite, tasks=tuple(t for t in suite.tasks if t.name in tasks))
     return suite.with_size(size) if size else suite
