@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from research_agents.eval.harness import SuiteResult
 from research_agents.eval.suites import Entry, Suite
+from research_env.data.factbook.qa import QUESTION_TYPES
 
 if TYPE_CHECKING:
     from research_agents.eval.judge import LLMJudge
@@ -33,17 +34,6 @@ __all__ = [
     "run_leaderboard",
     "save_result",
 ]
-
-TYPE_ORDER = (
-    "capital",
-    "capital_reverse",
-    "currency",
-    "highest_point",
-    "bridge",
-    "comparison",
-    "three_hop",
-)
-"""Factbook question types, easiest first (others follow in name order)."""
 
 
 _SOURCE = {
@@ -210,7 +200,7 @@ def _type_columns(group: Sequence[SuiteResult]) -> list[str]:
     if any(len(r.tasks) != 1 for r in group):
         return []
     seen = {t for r in group for task in r.tasks.values() for t in task.summary.by_type}
-    known = [t for t in TYPE_ORDER if t in seen]
+    known = [t for t in QUESTION_TYPES if t in seen]  # others follow in name order
     return known + sorted(seen - set(known))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from research_agents.grpo.loss import AGGREGATIONS, Aggregation
+from research_env.data.factbook.qa import SINGLE_HOP_TYPES
 from research_env.protocols import PROTOCOLS
 
 
@@ -440,7 +441,6 @@ PRESETS["searchr1"] = GRPOConfig(
     steps=1005,
 )
 
-_SINGLE_HOP = ("capital", "currency", "highest_point", "capital_reverse")
 
 # The CPU demo: SmolLM2-135M-Instruct on the embedded Factbook world.
 PRESETS["factbook-smollm2"] = GRPOConfig(
@@ -457,7 +457,7 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
     # SmolLM2 copies the prompt's example sentence ("The capital of X is Y.") and EM stays 0
     # however right the city is; opening \boxed{ makes the first tokens the answer itself.
     final_prefix="<answer>\\boxed{",
-    question_types=_SINGLE_HOP,
+    question_types=SINGLE_HOP_TYPES,
     questions_per_step=8,
     group_size=4,
     mini_batch_size=32,
@@ -493,7 +493,7 @@ PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2"].replace(
     reward="em",
     reward_hook="research_agents.grpo.shaping:em_search_cost",
     question_types=(),
-    curriculum=((0, _SINGLE_HOP), (6, ())),
+    curriculum=((0, SINGLE_HOP_TYPES), (6, ())),
     questions_per_step=4,
     group_size=6,
     mini_batch_size=24,

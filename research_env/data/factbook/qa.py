@@ -378,4 +378,10 @@ QUESTION_TYPES = (
     "comparison",
     "three_hop",
 )
-"""Every ``metadata["type"]`` value, in display order."""
+"""Every ``metadata["type"]`` value, in display order (single-hop first)."""
+
+SINGLE_HOP_TYPES = QUESTION_TYPES[:4]
+"""The types one search answers."""
+
+MULTI_HOP_TYPES = QUESTION_TYPES[4:]
+"""The types that need a search per hop (bridge, comparison, three-hop)."""
