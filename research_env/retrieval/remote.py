@@ -12,9 +12,10 @@ Scores are always requested. Documents come back as ``{"id", "contents"}`` with 
 ``contents = '"Title"\ntext'``; they are parsed back into :class:`Passage` (a document that has
 ``title`` and ``text`` fields, as Search-R1's Pyserini server sends, is read from those).
 
-Failures never turn into passages: connection errors, timeouts and 5xx / 429 answers are
-retried with exponential backoff (``backoff_s``, doubled each time, capped at ``max_backoff_s``,
-with jitter); 4xx answers are not retried. One call never takes longer than
+Failures never turn into passages: connection errors, timeouts and 5xx / 408 / 429 answers are
+retried with exponential backoff (``backoff_s``, doubled each time, capped at
+``max_backoff_s``, with jitter; :mod:`research_env.http_retry`); other 4xx answers are not
+retried. One call never takes longer than
 ``total_timeout_s`` (30 s by default: a hung server costs a step at most that, all attempts and
 waits included). Whatever still fails raises :class:`~research_env.retrieval.RetrievalError`
 naming the URL, the status and a short detail, with a ``kind`` (``"timeout"``,
@@ -35,7 +36,6 @@ import json
 import math
 import random
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,14 +43,14 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from research_env.data.corpus import split_contents
 from research_env.data.types import Passage
-from research_env.retrieval.base import RetrievalError, RetrievalErrorKind, check_k
+from research_env.http_retry import Backoff, GaveUp, send_with_retries
+from research_env.retrieval.base import RetrievalError, check_k
 
 if TYPE_CHECKING:
     import httpx
 
 RemoteProtocol = Literal["research", "searchr1"]
 PROTOCOLS: tuple[RemoteProtocol, ...] = ("research", "searchr1")
-_RETRIED_STATUS = frozenset({408, 429})  # plus every 5xx
 _DETAIL_CHARS = 300
 _KEEPALIVE_S = 4.0  # below searchqa serve's idle timeout (5 s): no reuse of a closing connection
 
@@ -307,6 +307,11 @@ class RemoteRetriever:
         self._random = random.Random()
 
     # ------------------------------------------------------------------------------- HTTP
+    @property
+    def _backoff(self) -> Backoff:
+        c = self.config
+        return Backoff(c.retries, c.backoff_s, c.max_backoff_s, c.jitter, c.total_timeout_s)
+
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
@@ -324,10 +329,6 @@ class RemoteRetriever:
                 )
             return self._client
 
-    def _delay(self, retry: int) -> float:
-        delay = min(self.config.backoff_s * 2.0 ** (retry - 1), self.config.max_backoff_s)
-        return delay * self._random.uniform(0.5, 1.0) if self.config.jitter else delay
-
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
         return self._request("POST", path, payload)
 
@@ -336,54 +337,30 @@ class RemoteRetriever:
 
         c = self.config
         url = c.url + path
-        attempts = c.retries + 1
-        start = time.monotonic()
-        deadline = math.inf if c.total_timeout_s is None else start + c.total_timeout_s
-        failure, made = "", 0
-        kind: RetrievalErrorKind = "unavailable"
-        status: int | None = None
-        for attempt in range(attempts):
-            if attempt:
-                delay = self._delay(attempt)
-                if time.monotonic() + delay >= deadline:
-                    break
-                time.sleep(delay)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
+
+        def send(left: float) -> httpx.Response:
             timeout = httpx.Timeout(min(c.timeout_s, left), connect=min(c.connect_timeout_s, left))
-            made += 1
-            try:
-                response = self._http().request(method, url, json=payload, timeout=timeout)
-            except httpx.RequestError as e:  # connection refused / reset, timeouts, ...
-                failure = f"{type(e).__name__}: {e}".rstrip(": ")
-                kind = "timeout" if isinstance(e, httpx.TimeoutException) else "connection"
-                status = None
-                continue
-            status = response.status_code
-            if status >= 500 or status in _RETRIED_STATUS:
-                failure = f"HTTP {status}: {_detail(response)}"
-                kind = "server"
-                continue
-            if status >= 400:
-                raise RetrievalError(
-                    f"{url}: HTTP {status} (not retried): {_detail(response)}",
-                    kind="rejected",
-                    status=status,
-                )
-            try:
-                return response.json()
-            except ValueError as e:
-                raise RetrievalError(
-                    f"{url}: HTTP {status} with a body that is not JSON: {_short(response.text)}",
-                    kind="bad_response",
-                    status=status,
-                ) from e
-        spent = time.monotonic() - start
-        why = f"gave up after {made} attempt{'s' if made != 1 else ''}"
-        if made < attempts:
-            why += f", {spent:.1f} s of total_timeout_s={c.total_timeout_s} spent"
-        raise RetrievalError(f"{url}: {failure} ({why})", kind=kind, status=status)
+            return self._http().request(method, url, json=payload, timeout=timeout)
+
+        try:
+            response = send_with_retries(send, self._backoff, detail=_detail, rng=self._random)
+        except GaveUp as e:
+            raise RetrievalError(f"{url}: {e}", kind=e.kind, status=e.status) from None
+        status = response.status_code
+        if status >= 400:
+            raise RetrievalError(
+                f"{url}: HTTP {status} (not retried): {_detail(response)}",
+                kind="rejected",
+                status=status,
+            )
+        try:
+            return response.json()
+        except ValueError as e:
+            raise RetrievalError(
+                f"{url}: HTTP {status} with a body that is not JSON: {_short(response.text)}",
+                kind="bad_response",
+                status=status,
+            ) from e
 
     # ---------------------------------------------------------------------------- parsing
     def _bad(self, path: str, expected: str, got: Any) -> RetrievalError:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from research_env.http_retry import Backoff, GaveUp, send_with_retries
 
 __all__ = ["JUDGE_PROMPT", "JudgeConfig", "JudgeError", "LLMJudge", "parse_verdict"]
 
@@ -84,7 +85,8 @@ class JudgeConfig:
     """Seconds per request."""
 
     retries: int = 3
-    """Further attempts after a connection error, timeout, 429 or 5xx."""
+    """Further attempts after a connection error, timeout, 408, 429 or 5xx
+    (:mod:`research_env.http_retry`)."""
 
     backoff_s: float = 1.0
     """Delay before the first retry, doubled for each further one."""
@@ -156,38 +158,26 @@ class LLMJudge:
             "temperature": 0.0,
             "max_tokens": self.config.max_tokens,
         }
-        delay = self.config.backoff_s
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                time.sleep(delay)
-                delay *= 2
+        url = f"{self.config.base_url}/chat/completions"
+
+        def send(_left: float) -> httpx.Response:
             self.requests += 1
-            try:
-                response = self._client.post("/chat/completions", json=payload)
-            except httpx.TransportError as e:
-                last = f"{type(e).__name__}: {e}"
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code != 200:
-                raise JudgeError(
-                    f"{self.config.base_url}/chat/completions: HTTP {response.status_code}: "
-                    f"{response.text[:200]}"
-                )
-            try:
-                text = response.json()["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError) as e:
-                raise JudgeError(
-                    f"{self.config.base_url}/chat/completions: expected an OpenAI chat "
-                    f"completion, got {response.text[:200]!r}"
-                ) from e
-            return str(text or "")
-        raise JudgeError(
-            f"{self.config.base_url}/chat/completions: gave up after "
-            f"{self.config.retries + 1} attempts ({last})"
-        )
+            return self._client.post("/chat/completions", json=payload)
+
+        backoff = Backoff(self.config.retries, self.config.backoff_s)
+        try:
+            response = send_with_retries(send, backoff)
+        except GaveUp as e:
+            raise JudgeError(f"{url}: {e.why} ({e.failure})") from None
+        if response.status_code != 200:
+            raise JudgeError(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            text = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise JudgeError(
+                f"{url}: expected an OpenAI chat completion, got {response.text[:200]!r}"
+            ) from e
+        return str(text or "")
 
     def judge(self, question: str, golden_answers: Sequence[str], prediction: str | None) -> bool:
         """Whether ``prediction`` answers ``question`` (``None``: no answer, judged wrong).
