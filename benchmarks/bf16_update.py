@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from research_agents.generation.base import SamplingParams
 from research_agents.generation.hf import HFGenerator
-from research_agents.grpo.config import GRPOConfig, get_preset
+from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.policy import freeze_lower_layers, token_logprobs
+from research_agents.grpo.presets import get_preset
 from research_agents.grpo.rollout import Trajectory
 from research_agents.models import SMOLLM2, load_model, load_tokenizer
 from research_agents.runtime import apply_threads

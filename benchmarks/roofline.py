@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 import torch
 from research_agents.generation.base import SamplingParams
 from research_agents.generation.hf import HFGenerator
-from research_agents.grpo.config import get_preset
+from research_agents.grpo.presets import get_preset
 from research_agents.grpo.trainer import GRPOTrainer
 from research_agents.models import SMOLLM2, load_model, load_tokenizer
 from research_agents.runtime import auto_threads, cpu_has_bf16, resolve_dtype

@@ -18,8 +18,9 @@ from research_agents.generation.kernels import (  # noqa: E402
     GrowingCacheLayer,
     grouped_decode_attention,
 )
-from research_agents.grpo.config import GRPOConfig, get_preset  # noqa: E402
+from research_agents.grpo.config import GRPOConfig  # noqa: E402
 from research_agents.grpo.policy import token_logprobs  # noqa: E402
+from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.models import load_model, load_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from research_agents.grpo.checkpoint import read_step  # noqa: E402
-from research_agents.grpo.config import GRPOConfig, get_preset  # noqa: E402
+from research_agents.grpo.config import GRPOConfig  # noqa: E402
 from research_agents.grpo.metrics import read_metrics  # noqa: E402
+from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.grpo.trainer import GRPOTrainer  # noqa: E402
 
 from research_env.cli import main as cli_main  # noqa: E402
@@ -226,7 +227,7 @@ def test_cli_print_config_and_overrides(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_research_preset_follows_the_papers_code() -> None:
-    from research_agents.grpo.config import get_preset
+    from research_agents.grpo.presets import get_preset
 
     cfg = get_preset("research")
     assert cfg.protocol == "research"

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from research_agents.grpo.config import GRPOConfig, get_preset
+from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.guards import GOOD_CHECKPOINT, breaches, same_answer_share
+from research_agents.grpo.presets import get_preset
 from research_agents.grpo.rollout import Trajectory
 from research_agents.grpo.trainer import GRPOTrainer
 

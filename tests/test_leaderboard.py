@@ -17,7 +17,7 @@ from research_env.cli import main
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real GRPO checkpoint of the tiny model (no training steps)."""
-    from research_agents.grpo.config import get_preset
+    from research_agents.grpo.presets import get_preset
     from research_agents.grpo.trainer import GRPOTrainer
 
     out = tmp_path_factory.mktemp("grpo")
@@ -182,7 +182,7 @@ def test_one_task_of_a_paper_suite_needs_only_its_own_file(tmp_path: Path) -> No
 
 
 def test_factbook_suite_evaluates_the_trained_preset_as_it_was_trained() -> None:
-    from research_agents.grpo.config import get_preset
+    from research_agents.grpo.presets import get_preset
 
     preset, suite = get_preset("factbook-smollm2"), get_suite("factbook")
     for key in ("template", "top_k", "last_turn", "retriever"):
@@ -201,7 +201,7 @@ def test_factbook_suite_evaluates_the_trained_preset_as_it_was_trained() -> None
 
 
 def test_multihop_suite_evaluates_the_multihop_preset_as_it_was_trained() -> None:
-    from research_agents.grpo.config import get_preset
+    from research_agents.grpo.presets import get_preset
 
     preset, suite = get_preset("factbook-smollm2-multihop"), get_suite("factbook-multihop")
     for key in ("template", "top_k", "last_turn", "retriever", "max_turns", "invalid_action"):

@@ -25,8 +25,8 @@ from research_agents.baselines import (  # noqa: E402
 from research_agents.baselines.llm_prompts import inline, rag_messages, short_answer  # noqa: E402
 from research_agents.generation.base import SamplingParams  # noqa: E402
 from research_agents.generation.hf import HFGenerator  # noqa: E402
-from research_agents.grpo.config import get_preset  # noqa: E402
 from research_agents.grpo.evaluation import evaluate_policy  # noqa: E402
+from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.grpo.rollout import rollout  # noqa: E402
 from research_agents.models import load_model, load_tokenizer  # noqa: E402
 

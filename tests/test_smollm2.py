@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 
 from research_agents.generation.base import SamplingParams  # noqa: E402
 from research_agents.generation.hf import HFGenerator  # noqa: E402
-from research_agents.grpo.config import get_preset  # noqa: E402
 from research_agents.grpo.policy import token_logprobs  # noqa: E402
+from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.grpo.rollout import rollout  # noqa: E402
 from research_agents.models import load_model, load_tokenizer  # noqa: E402
 

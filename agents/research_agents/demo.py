@@ -16,8 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from research_agents.grpo.config import get_preset
 from research_agents.grpo.evaluation import EvalResult, stratified_subset
+from research_agents.grpo.presets import get_preset
 
 DEMO_STEPS = 11
 """GRPO steps of ``make demo``: 11 took 7 min on 2 idle cores (held-out EM 0.083 -> 0.417)."""

@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     if args.agent or args.suite or args.task:
         return _run_suite(args)
     from research_agents.commands.runconfig import check_model
-    from research_agents.grpo.config import PRESETS, get_preset
+    from research_agents.grpo.presets import PRESETS, get_preset
 
     if args.preset not in PRESETS:
         raise UsageError(

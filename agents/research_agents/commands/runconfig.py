@@ -277,7 +277,7 @@ def resolve_config(
     Raises:
         UsageError: On any unknown name or bad value.
     """
-    from research_agents.grpo.config import PRESETS, get_preset
+    from research_agents.grpo.presets import PRESETS, get_preset
 
     data = load_config_file(config_file) if config_file else {}
     where = str(config_file)
@@ -419,7 +419,7 @@ def save_run_config(cfg: GRPOConfig) -> Path:
 
 def describe(cfg: GRPOConfig, preset: str) -> str:
     """The resolved config, one ``field value`` line each; ``*`` marks a changed preset value."""
-    from research_agents.grpo.config import get_preset
+    from research_agents.grpo.presets import get_preset
 
     base = get_preset(preset).to_dict() if preset else {}
     values = cfg.to_dict()
