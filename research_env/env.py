@@ -145,7 +145,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
       example lists; a dataset file or name must name its retriever.
     - ``top_k``: passages per search. ``max_turns``: actions per episode.
     - ``reward``: preset name or callable. ``template``: ``research_base``,
-      ``research_instruct`` or ``searchr1`` (or a ``PromptTemplate``).
+      ``research_instruct``, ``research_compact`` (passages cut to 40 words),
+      ``research_hops`` (tags only, with a two-search example) or ``searchr1`` (or a
+      ``PromptTemplate``).
     - ``tokenizer``: optional; its chat template formats the instruct prompt.
     - ``invalid_action``: ``"terminate"`` or ``"correct"`` (Search-R1's corrective observation).
     - ``last_turn``: ``"normal"`` or ``"answer_only"``.

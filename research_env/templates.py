@@ -389,6 +389,23 @@ _RESEARCH_SYSTEM = (
     "the exact answer (a name, a number or a short phrase) in \\boxed{}. " + _RESEARCH_EXAMPLE
 )
 
+# Tags only, no <think>: with a neutral "<" forced after each result, SmolLM2-135M picks
+# "search" or "answer" itself instead of writing prose inside <think> (docs/results.md). The
+# second example links two facts, so copying the example means searching again.
+_HOPS_SYSTEM = (
+    "You are a helpful assistant. You answer the user's question with the help of a search "
+    "engine. To look something up, write one short query as <search> query </search>; the "
+    "search engine then returns relevant passages inside <result> </result>. After each "
+    "result, either search again for the next fact you need, or, when the result holds the "
+    "answer, copy the answer from it (a name, a number or a short phrase) into \\boxed{} "
+    "inside <answer> </answer>. For example, asked 'What is the capital of Norvania?': "
+    "<search> Norvania capital </search> <result> Norvania, capital: Delmar </result> "
+    "<answer> \\boxed{Delmar} </answer> Asked 'What is the currency of the country whose "
+    "capital is Delmar?', first find the country, then its currency: <search> Delmar capital "
+    "</search> <result> Norvania, capital: Delmar </result> <search> Norvania currency "
+    "</search> <result> Norvania, currency: crown </result> <answer> \\boxed{crown} </answer>"
+)
+
 _SEARCHR1_INSTRUCTIONS = (
     "Answer the question below. Always reason inside <think> and </think> first, including "
     "each time you receive new information. If some knowledge is missing, you can query a "
@@ -414,6 +431,14 @@ TEMPLATES: dict[str, PromptTemplate] = {
     "research_compact": PromptTemplate(
         name="research_compact",
         system_prompt=_RESEARCH_SYSTEM,
+        user_template="{question}",
+        use_chat_template=True,
+        max_doc_words=40,
+    ),
+    # Multi-hop on small models: tags only, examples with one and with two searches.
+    "research_hops": PromptTemplate(
+        name="research_hops",
+        system_prompt=_HOPS_SYSTEM,
         user_template="{question}",
         use_chat_template=True,
         max_doc_words=40,
