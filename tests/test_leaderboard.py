@@ -233,6 +233,24 @@ def test_scripted_rules_solve_every_type_under_the_multihop_protocol() -> None:
     assert four_turns.protocol_hash != two_turns.protocol_hash
 
 
+def test_multihop_table_shows_searches_on_single_and_multi_hop_questions() -> None:
+    from research_agents.eval.harness import run_suite
+
+    suite = get_suite("factbook-multihop", size=14)  # 2 questions of each type
+    result = run_suite(suite, Entry("scripted"), progress=False)
+    by_type = next(iter(result.tasks.values())).summary.by_type
+    assert by_type["capital"]["searches"] == 1.0 and by_type["three_hop"]["searches"] == 3.0
+    text = render_markdown([result])
+    header = next(line for line in text.splitlines() if line.startswith("| # |"))
+    assert "searches/q single-hop / multi-hop" in header
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.split("|")]
+    two_hop = (by_type["bridge"]["searches"] + by_type["comparison"]["searches"] + 3.0) / 3
+    assert cells[header.split("|").index(" searches/q single-hop / multi-hop ")] == (
+        f"1.00 / {two_hop:.2f}"
+    )
+
+
 def test_result_files_are_checked(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "x.json").write_text('{"format": "something else"}')

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from research_agents.eval.harness import SuiteResult
 from research_agents.eval.suites import Entry, Suite
-from research_env.data.factbook.qa import QUESTION_TYPES
+from research_env.data.factbook.qa import MULTI_HOP_TYPES, QUESTION_TYPES, SINGLE_HOP_TYPES
 
 if TYPE_CHECKING:
     from research_agents.eval.judge import LLMJudge
@@ -204,15 +204,32 @@ def _type_columns(group: Sequence[SuiteResult]) -> list[str]:
     return known + sorted(seen - set(known))
 
 
+def _searches_by_hops(r: SuiteResult) -> str:
+    """``"single / multi"``: searches per question on single-hop and on multi-hop types."""
+    by_type = next(iter(r.tasks.values())).summary.by_type
+    cells = []
+    for kinds in (SINGLE_HOP_TYPES, MULTI_HOP_TYPES):
+        rows = [by_type[t] for t in kinds if t in by_type and "searches" in by_type[t]]
+        n = sum(m["n"] for m in rows)
+        cells.append(_fmt(sum(m["searches"] * m["n"] for m in rows) / n, 2) if n else "–")
+    return " / ".join(cells)
+
+
 def _table(group: Sequence[SuiteResult]) -> list[str]:
     multi = any(len(r.tasks) != 1 for r in group)
     task_names = list(group[0].tasks) if multi else []
     types = [] if multi else _type_columns(group)
+    # where a row has searches per type and the table has both kinds of question
+    per_type = [m for r in group for t in r.tasks.values() for m in t.summary.by_type.values()]
+    hops = bool(set(types) & set(MULTI_HOP_TYPES)) and any("searches" in m for m in per_type)
     has_judge = any(_metric(r, "judge") is not None for r in group)
     header = ["#", "agent", "model", "EM [95% CI]", "F1", "sub-EM"]
     if has_judge:
         header.append("judge")
-    header += ["format ok", "answered", "searches/q", "tokens/q", "answer in retrieval"]
+    header += ["format ok", "answered", "searches/q"]
+    if hops:
+        header.append("searches/q single-hop / multi-hop")
+    header += ["tokens/q", "answer in retrieval"]
     header += [f"EM {t}" for t in task_names] + [f"EM {t}" for t in types]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, r in enumerate(group, start=1):
@@ -230,6 +247,7 @@ def _table(group: Sequence[SuiteResult]) -> list[str]:
             _fmt(_metric(r, "format_ok"), 2),
             _fmt(_metric(r, "answered"), 2),
             _fmt(_metric(r, "searches"), 2),
+            *([_searches_by_hops(r)] if hops else []),
             _fmt(_metric(r, "tokens"), 1),
             _fmt(_metric(r, "answer_in_retrieval"), 2),
         ]

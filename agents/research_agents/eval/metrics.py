@@ -52,7 +52,7 @@ METRICS: tuple[str, ...] = (
 )
 """Every metric a summary can carry, in table order."""
 
-TYPE_METRICS: tuple[str, ...] = ("em", "f1")
+TYPE_METRICS: tuple[str, ...] = ("em", "f1", "searches")
 """Metrics broken down per question type."""
 
 N_RESAMPLES = 1000
