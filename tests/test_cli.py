@@ -61,6 +61,10 @@ MORE_TRAIN_CASES = [
     ),
     (["--curriculum", '[[0, ["brige"]]]'], ["curriculum: 'brige' is not a question type"]),
     (["--model", "smollm3"], ["no model folder at 'smollm3'", "'smollm2', 'tiny'"]),
+    (
+        ["--model", "runs/factbook-smollm2-multihop-stage1/checkpoint/model"],
+        ["yet", "--preset factbook-smollm2-multihop-stage1"],
+    ),
     (["--template", "research"], ["unknown template 'research'", "research_compact"]),
     (["--retriever", "bm26"], ["retriever: expected retriever 'bm25'"]),
     (["--reward_hook", "no_such_mod:f"], ["reward_hook: cannot import 'no_such_mod'"]),

@@ -138,7 +138,10 @@ def print_result(result: Any) -> None:
             span = f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
             print(f"    {title:20s} {value:.3f}{span}")
         for typ, tm in task.summary.by_type.items():
-            print(f"    {typ:16s} n={int(tm['n']):4d}  EM {tm['em']:.3f}  F1 {tm['f1']:.3f}")
+            searches = f"  searches {tm['searches']:.2f}" if "searches" in tm else ""
+            print(
+                f"    {typ:16s} n={int(tm['n']):4d}  EM {tm['em']:.3f}  F1 {tm['f1']:.3f}{searches}"
+            )
         print(f"    ended: {task.summary.end_reasons}")
 
 

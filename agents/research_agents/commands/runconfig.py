@@ -329,6 +329,16 @@ def check_model(name: str, field_name: str = "model") -> None:
         return
     path = Path(name)
     if not path.is_dir():
+        from research_agents.grpo.presets import PRESETS
+
+        writer = next(
+            (k for k, p in PRESETS.items() if f"{p.output_dir}/checkpoint/model" == name), None
+        )
+        if writer is not None:  # a later stage of a recipe, started before the earlier one
+            raise UsageError(
+                f"{field_name}: no model folder at {name!r} yet; it is the checkpoint of "
+                f"`searchqa train --preset {writer}`, so run that first"
+            )
         raise UsageError(
             f"{field_name}: no model folder at {name!r}; expected {SMOLLM2!r}, {TINY!r} or a "
             "local folder with config.json (nothing is downloaded)"

@@ -336,8 +336,14 @@ _FACTBOOK_ENTRIES = (
 # Top-4: with 3 passages the scripted rules miss a border list on 2 of 13 three-hop questions.
 # "correct": SmolLM2 ends its message right after a result; a corrective observation (as in
 # Search-R1) lets the episode go on to the forced answer instead of ending it unanswered.
-_MULTIHOP_ENV = dataclasses.replace(_FACTBOOK_ENV, max_turns=4, top_k=4, invalid_action="correct")
-_MULTIHOP_GENERATION = dataclasses.replace(_FACTBOOK_GENERATION, max_response_tokens=1000)
+# research_hops and a bare "<" on the middle turns: the multi-hop recipe's protocol (its preset
+# explains why); the policy still writes the tag itself.
+_MULTIHOP_ENV = dataclasses.replace(
+    _FACTBOOK_ENV, max_turns=4, top_k=4, invalid_action="correct", template="research_hops"
+)
+_MULTIHOP_GENERATION = dataclasses.replace(
+    _FACTBOOK_GENERATION, max_response_tokens=1000, turn_prefix="<"
+)
 MULTIHOP_CHECKPOINT = "runs/factbook-smollm2-multihop/checkpoint"
 """Where ``searchqa train --preset factbook-smollm2-multihop`` leaves its checkpoint."""
 
@@ -345,6 +351,8 @@ _MULTIHOP_ENTRIES = (
     *(
         dataclasses.replace(e, label=f"{SMOLLM2} Iter-RetGen (2 rounds)")
         if e.agent == "iter-retgen"
+        else dataclasses.replace(e, label=f"{SMOLLM2} research_hops prompt, zero-shot")
+        if e.agent == "research" and e.model == "smollm2"
         else e
         for e in _FACTBOOK_ENTRIES
     ),

@@ -108,35 +108,49 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
     output_dir="runs/factbook-smollm2",
 )
 
-# Multi-hop on the CPU: 4 turns, "<search>" forced on the first and "<answer>\boxed{" on the
-# last (answer-only) turn; on turns 2-3 the policy itself chooses another search or an answer.
-# Stage 1 (steps 0-5) trains the single-hop types, so the policy learns to read a result and
-# answer on its own; stage 2 adds bridge, comparison and three-hop. The reward is EM (F1 on
-# aliases paid "of" for "capital of France", docs/results.md) less 0.1 per search beyond the
-# first and per invalid action, taken only from right answers (grpo/shaping.py); reward/em
-# logs plain EM beside it.
+# Multi-hop on the CPU, in two stages (docs/results.md, "Multi-hop in two stages").
+# Stage 1 is the 2-turn single-hop recipe above, cut to 24 steps (about 12 minutes on two
+# cores): "<search>" and "<answer>\boxed{" forced, so the policy learns to read a result.
+PRESETS["factbook-smollm2-multihop-stage1"] = PRESETS["factbook-smollm2"].replace(
+    steps=24,
+    eval_size=0,
+    checkpoint_every=12,
+    output_dir="runs/factbook-smollm2-multihop-stage1",
+)
+
+# Stage 2 starts from stage 1's weights: 4 turns, "<search>" forced on the first and
+# "<answer>\boxed{" on the last (answer-only) turn. On turns 2-3 only a bare "<" is forced:
+# without it SmolLM2 ends its message right after a result, and the policy still writes the tag
+# itself, "search" or "answer". The research_hops prompt has no <think> (with one, the "<"
+# became <think> and prose) and shows one question answered with one search and one with two.
+# The reward is EM (F1 on aliases paid "of" for "capital of France") less 0.1 per search beyond
+# the first and per invalid action, taken only from right answers (grpo/shaping.py);
+# reward/em logs plain EM beside it.
 PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2"].replace(
+    model="runs/factbook-smollm2-multihop-stage1/checkpoint/model",
+    template="research_hops",
     max_turns=4,
     # top-4: the scripted one-search-per-hop rules reach 0.93-1.00 on every type of the
     # factbook-multihop suite with 4 passages per search (0.85 on three-hop with 3).
     top_k=4,
     max_response_tokens=1000,
-    turn_prefix="",
-    # Zero-shot SmolLM2 ends its message (EOS) right after the first result: with invalid
-    # actions ending the episode, every rollout scored 0 and no group had a gradient. The
-    # corrective observation keeps the episode going to the forced answer turn.
+    turn_prefix="<",
+    # An action without a closed tag gets a corrective observation instead of ending the
+    # episode, so a bad middle turn still reaches the forced answer turn.
     invalid_action="correct",
     reward="em",
     reward_hook="research_agents.grpo.shaping:em_search_cost",
     question_types=(),
-    curriculum=((0, SINGLE_HOP_TYPES), (6, ())),
-    questions_per_step=4,
-    group_size=6,
-    mini_batch_size=24,
+    # single-hop and bridge first (most groups with a right answer are single-hop), then all
+    curriculum=((0, (*SINGLE_HOP_TYPES, "bridge")), (8, ())),
+    questions_per_step=8,
+    group_size=4,
+    mini_batch_size=32,
     guard="rollback",
-    steps=40,
+    steps=16,
     time_budget_s=3600,
-    checkpoint_every=5,
+    eval_size=0,
+    checkpoint_every=4,
     output_dir="runs/factbook-smollm2-multihop",
 )
 

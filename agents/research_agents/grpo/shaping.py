@@ -11,19 +11,38 @@ A wrong answer scores 0 however many searches it took, so the cost never makes a
 and wrong better than searching again; among right answers it prefers the one with fewer
 searches (single-hop questions: one). The plain EM of every rollout stays in the logs as
 ``reward/em`` beside the shaped ``reward/mean``.
+
+:func:`em_search_cost_retrieval` adds partial credit for the search itself: an episode whose
+searches retrieved a passage holding a golden answer scores at least ``RETRIEVAL_CREDIT``, right
+answer or not::
+
+    reward = max(em_search_cost, RETRIEVAL_CREDIT * answer_in_retrieval)
+
+On a bridge question the question itself as the query finds the answer 1% of the time; only a
+second search for the bridge entity does. So this pays the step that multi-hop needs before
+the policy can read the answer off it. A right answer still scores far more (0.8-1).
 """
 
 from __future__ import annotations
 
 from research_agents.grpo.rollout import Trajectory
 
-__all__ = ["INVALID_COST", "SEARCH_COST", "em_search_cost"]
+__all__ = [
+    "INVALID_COST",
+    "RETRIEVAL_CREDIT",
+    "SEARCH_COST",
+    "em_search_cost",
+    "em_search_cost_retrieval",
+]
 
 SEARCH_COST = 0.1
 """Share of a correct answer's reward taken away per search beyond the first."""
 
 INVALID_COST = 0.1
 """Share of a correct answer's reward taken away per invalid action."""
+
+RETRIEVAL_CREDIT = 0.2
+"""Reward of an episode whose searches found a golden answer but that did not answer it."""
 
 
 def em_search_cost(trajectory: Trajectory) -> float:
@@ -50,3 +69,25 @@ def em_search_cost(trajectory: Trajectory) -> float:
     searches = int(trajectory.info.get("num_searches", 0))
     invalid = int(trajectory.info.get("invalid_actions", 0))
     return em * max(0.0, 1.0 - SEARCH_COST * max(0, searches - 1) - INVALID_COST * invalid)
+
+
+def em_search_cost_retrieval(trajectory: Trajectory) -> float:
+    """:func:`em_search_cost`, or ``RETRIEVAL_CREDIT`` if a search found an answer (the larger).
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``.
+
+    Examples:
+        >>> found = {"em": 0.0, "answer_in_retrieval": True}
+        >>> em_search_cost_retrieval(Trajectory(prompt_ids=[], info={"reward_components": found}))
+        0.2
+        >>> right = {"em": 1.0, "answer_in_retrieval": True}
+        >>> info = {"reward_components": right, "num_searches": 2}
+        >>> round(em_search_cost_retrieval(Trajectory(prompt_ids=[], info=info)), 3)
+        0.9
+    """
+    found = bool(trajectory.info.get("reward_components", {}).get("answer_in_retrieval", False))
+    return max(em_search_cost(trajectory), RETRIEVAL_CREDIT * found)
