@@ -359,7 +359,7 @@ _MULTIHOP_ENTRIES = (
     Entry(
         "research",
         checkpoint=MULTIHOP_CHECKPOINT,
-        label=f"{SMOLLM2} + GRPO (factbook-smollm2-multihop)",
+        label=f"{SMOLLM2} + GRPO (factbook-smollm2-multihop, 2 stages, 23 min)",
     ),
 )
 

@@ -112,6 +112,9 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
 # Stage 1 is the 2-turn single-hop recipe above, cut to 24 steps (about 12 minutes on two
 # cores): "<search>" and "<answer>\boxed{" forced, so the policy learns to read a result.
 PRESETS["factbook-smollm2-multihop-stage1"] = PRESETS["factbook-smollm2"].replace(
+    # measured this way (docs/results.md): bf16 rollouts and autocast where the CPU has it
+    dtype="auto",
+    threads="auto",
     steps=24,
     eval_size=0,
     checkpoint_every=12,
@@ -128,6 +131,8 @@ PRESETS["factbook-smollm2-multihop-stage1"] = PRESETS["factbook-smollm2"].replac
 # reward/em logs plain EM beside it.
 PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2"].replace(
     model="runs/factbook-smollm2-multihop-stage1/checkpoint/model",
+    dtype="auto",
+    threads="auto",
     template="research_hops",
     max_turns=4,
     # top-4: the scripted one-search-per-hop rules reach 0.93-1.00 on every type of the
