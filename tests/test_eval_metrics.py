@@ -77,8 +77,8 @@ def test_summary_of_hand_made_records() -> None:
     assert s.metrics["answer_in_retrieval"] == pytest.approx(0.5)
     assert s.metrics["judge"] is None and s.ci["judge"] is None
     assert s.by_type == {
-        "bridge": {"n": 2.0, "em": 0.0, "f1": 0.125},
-        "capital": {"n": 2.0, "em": 0.5, "f1": 0.75},
+        "bridge": {"n": 2.0, "em": 0.0, "f1": 0.125, "searches": 1.5},  # 3 and 0
+        "capital": {"n": 2.0, "em": 0.5, "f1": 0.75, "searches": 1.5},  # 1 and 2
     }
     assert s.end_reasons == {"answer": 2, "invalid": 1, "max_turns": 1}
     for name in METRICS:
