@@ -170,17 +170,14 @@ def get_suite_checked(args: argparse.Namespace, name: str, size: int | None) -> 
 
     With ``--task``, a paper suite needs only the named tasks' files under ``--data-dir``.
     """
-    from research_agents.eval.suites import SUITE_TASKS, get_suite
+    from research_agents.eval.suites import check_tasks, get_suite
 
     check_suite_options(name, args.retriever)
     wanted = getattr(args, "task", None) or []
-    names = list(SUITE_TASKS.get(name, ()))
-    for w in wanted:
-        if names and w not in names:
-            raise UsageError(
-                f"--task: suite {name!r} has no task {w!r}; expected one of: "
-                f"{', '.join(names)}{choices_hint(w, names)}"
-            )
+    try:
+        check_tasks(name, wanted)
+    except ValueError as e:
+        raise UsageError(f"--task: {e}") from None
     try:
         return get_suite(
             name, data_dir=args.data_dir, retriever=args.retriever, size=size, tasks=wanted

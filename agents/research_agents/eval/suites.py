@@ -518,6 +518,23 @@ SUITE_TASKS: dict[str, tuple[str, ...]] = {
 """Suite name -> its task names (known before any file is read)."""
 
 
+def check_tasks(name: str, tasks: Sequence[str]) -> None:
+    """Check that the suite ``name`` (a key of :data:`SUITE_TASKS`) has every task in ``tasks``.
+
+    Raises:
+        ValueError: Naming the first unknown task, the suite's tasks and the closest one.
+    """
+    from research_env.commands import choices_hint
+
+    known = SUITE_TASKS.get(name, ())
+    for t in tasks:
+        if t not in known:
+            raise ValueError(
+                f"suite {name!r} has no task {t!r}; expected one of: "
+                f"{', '.join(known)}{choices_hint(t, known)}"
+            )
+
+
 def get_suite(
     name: str,
     *,
@@ -542,13 +559,7 @@ def get_suite(
     """
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; expected one of: {', '.join(SUITES)}")
-    if tasks:
-        known = SUITE_TASKS[name]
-        for t in tasks:
-            if t not in known:
-                raise ValueError(
-                    f"suite {name!r} has no task {t!r}; expected one of: {', '.join(known)}"
-                )
+    check_tasks(name, tasks or ())
     suite = SUITES[name](data_dir=data_dir, retriever=retriever, tasks=tasks)
     if tasks:
         suite = dataclasses.replace(suite, tasks=tuple(t for t in suite.tasks if t.name in tasks))
