@@ -110,8 +110,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     error's kind: ``timeout``, ``connection``, ``server``, ``rejected``, ``bad_response``,
     ``not_recorded``, ``unavailable``), ``invalid_reason``, ``prediction``,
     ``reward_components`` (always: ``em``, ``f1``, ``sub_em``, ``format_ok``,
-    ``answer_in_retrieval``), and at the end ``golden_answers``, ``retrieval_failed`` and
-    ``end_reason`` (answer | invalid | max_turns).
+    ``answer_in_retrieval``, ``support_recall``: the share of the question's supporting
+    passages shown so far, ``None`` where it lists none), and at the end ``golden_answers``,
+    ``retrieval_failed`` and ``end_reason`` (answer | invalid | max_turns).
 
     ## Arguments
     ```python
@@ -451,6 +452,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             "sub_em": components.sub_em,
             "format_ok": components.format_ok,
             "answer_in_retrieval": ep.answer_in_retrieval,
+            "support_recall": ep.support_recall,
         }
         if ep.done:
             self._ending = (

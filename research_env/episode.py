@@ -21,6 +21,8 @@ class Episode:
         searches: Number of search actions that reached the retriever.
         retrieved_ids: Ids of every passage shown, in order (duplicates kept).
         answer_in_retrieval: Whether a golden answer appeared in some shown passage.
+        support_recall: Share of the question's supporting passages (``metadata["support"]``,
+            passage ids) shown so far; ``None`` for a question that lists none.
         retrieval_failed: Whether any retrieval call raised ``RetrievalError``.
         invalid_actions: Number of actions that parsed as invalid.
         done: Whether the episode has terminated or been truncated.
@@ -50,6 +52,15 @@ class Episode:
         if observation:
             self.response += observation
             self.log.append(("observation", observation))
+
+    @property
+    def support_recall(self) -> float | None:
+        """Share of the question's supporting passages shown so far (``None``: none listed)."""
+        support = self.example.metadata.get("support")
+        if not isinstance(support, list) or not support:
+            return None
+        wanted = {str(s) for s in support}
+        return len(wanted.intersection(self.retrieved_ids)) / len(wanted)
 
     def record_passages(self, passages: list[Passage]) -> None:
         """Note what was retrieved, and whether a golden answer is in it."""

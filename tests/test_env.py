@@ -253,3 +253,33 @@ def test_env_card_in_docs_matches_docstring():
 
     docs = Path(__file__).resolve().parent.parent / "docs" / "env.md"
     assert docs.read_text(encoding="utf-8") == env_card(), "run `make docs` to refresh docs/env.md"
+
+
+def test_support_recall_counts_each_hop_of_a_bridge_question():
+    """One search finds the first hop's passage; the second, for the bridge entity, the other."""
+    e = gym.make("SearchQA-v0", split="train", max_turns=4, top_k=3)
+    try:
+        _, info = e.reset(seed=0)
+        split = e.unwrapped.examples
+        index = next(
+            i
+            for i, ex in enumerate(split)
+            if ex.metadata.get("template") == "border-capital"
+            and ex.metadata["bridge_keys"][0]["key"] == "Azerbaijan"
+        )
+        _, info = e.reset(options={"index": index})
+        _, _, _, _, info = e.step("<search>Azerbaijan land boundaries</search>")
+        assert info["reward_components"]["support_recall"] == pytest.approx(0.5)
+        _, _, _, _, info = e.step("<search>Armenia capital</search>")
+        assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
+        _, _, _, _, info = e.step("<answer>Yerevan</answer>")
+        assert info["reward_components"]["em"] == 1.0
+        assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
+    finally:
+        e.close()
+
+
+def test_support_recall_is_none_without_supporting_passages(env):
+    env.reset(options={"question_id": "q-peru"})
+    _, _, _, _, info = env.step(SEARCH_PERU)
+    assert info["reward_components"]["support_recall"] is None

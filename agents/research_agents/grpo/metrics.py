@@ -33,6 +33,8 @@ def episode_columns(
         "f1": [float(c.get("f1", 0.0)) for c in rc],
         "format_ok": [float(bool(c.get("format_ok", False))) for c in rc],
         "answer_in_retrieval": [float(bool(c.get("answer_in_retrieval", False))) for c in rc],
+        # 0 for questions that list no supporting passages (only the Factbook world does).
+        "support_recall": [float(c.get("support_recall") or 0.0) for c in rc],
         "searches": [float(t.info.get("num_searches", 0)) for t in trajs],
         "answered": [float(e == "answer") for e in end],
         "invalid": [float(e == "invalid") for e in end],
@@ -67,6 +69,7 @@ def episode_metrics(columns: Mapping[str, Sequence[float]]) -> dict[str, float]:
         "env/searches_per_episode": mean("searches"),
         "env/format_ok": mean("format_ok"),
         "env/answer_in_retrieval": mean("answer_in_retrieval"),
+        "env/support_recall": mean("support_recall"),
         "env/answered": mean("answered"),
         "env/invalid": mean("invalid"),
         "env/truncated": mean("truncated"),

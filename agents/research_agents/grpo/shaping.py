@@ -21,6 +21,17 @@ answer or not::
 On a bridge question the question itself as the query finds the answer 1% of the time; only a
 second search for the bridge entity does. So this pays the step that multi-hop needs before
 the policy can read the answer off it. A right answer still scores far more (0.8-1).
+
+:func:`em_search_cost_support` pays for evidence instead of for the answer's string: the share
+of the question's supporting passages (``metadata["support"]``, one per hop; the env reports it
+as ``reward_components["support_recall"]``) that the episode's searches showed::
+
+    reward = max(em_search_cost, SUPPORT_CREDIT * support_recall)
+
+One search on a bridge question finds at most its first hop (recall 0.5); only a second query
+that names the bridge entity finds the second, so the two-search episode outscores the
+one-search one even when both answer wrong. This is a process reward in the sense of StepSearch
+(gold evidence, known to the reward and never shown to the policy); plain EM is logged beside it.
 """
 
 from __future__ import annotations
@@ -31,8 +42,10 @@ __all__ = [
     "INVALID_COST",
     "RETRIEVAL_CREDIT",
     "SEARCH_COST",
+    "SUPPORT_CREDIT",
     "em_search_cost",
     "em_search_cost_retrieval",
+    "em_search_cost_support",
 ]
 
 SEARCH_COST = 0.1
@@ -43,6 +56,9 @@ INVALID_COST = 0.1
 
 RETRIEVAL_CREDIT = 0.2
 """Reward of an episode whose searches found a golden answer but that did not answer it."""
+
+SUPPORT_CREDIT = 0.4
+"""Reward of a wrong answer whose searches showed every supporting passage (scaled by recall)."""
 
 
 def em_search_cost(trajectory: Trajectory) -> float:
@@ -91,3 +107,29 @@ def em_search_cost_retrieval(trajectory: Trajectory) -> float:
     """
     found = bool(trajectory.info.get("reward_components", {}).get("answer_in_retrieval", False))
     return max(em_search_cost(trajectory), RETRIEVAL_CREDIT * found)
+
+
+def em_search_cost_support(trajectory: Trajectory) -> float:
+    """:func:`em_search_cost`, or ``SUPPORT_CREDIT`` times the support recall (the larger).
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``; plain :func:`em_search_cost` for questions that list
+        no supporting passages.
+
+    Examples:
+        >>> one_hop = {"em": 0.0, "support_recall": 0.5}
+        >>> em_search_cost_support(Trajectory(prompt_ids=[], info={"reward_components": one_hop}))
+        0.2
+        >>> both = {"em": 0.0, "support_recall": 1.0}
+        >>> em_search_cost_support(Trajectory(prompt_ids=[], info={"reward_components": both}))
+        0.4
+        >>> right = {"em": 1.0, "support_recall": 1.0}
+        >>> info = {"reward_components": right, "num_searches": 2}
+        >>> round(em_search_cost_support(Trajectory(prompt_ids=[], info=info)), 3)
+        0.9
+    """
+    recall = trajectory.info.get("reward_components", {}).get("support_recall") or 0.0
+    return max(em_search_cost(trajectory), SUPPORT_CREDIT * float(recall))
