@@ -36,7 +36,7 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
     Args:
         num_envs: How many episodes run side by side.
         **kwargs: Any :class:`~research_env.env.SearchQAEnv` argument; the retriever is
-            resolved once and shared by all sub-envs.
+            resolved once and shared by all sub-envs (absent or ``None``: ``"bm25"``).
 
     Observations are a dict of tuples (one string per sub-env); actions a sequence of
     ``num_envs`` strings; rewards, terminations and truncations arrays; infos Gymnasium's
@@ -49,7 +49,7 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"expected num_envs >= 1, got {num_envs!r}")
         kwargs.pop("render_mode", None)
-        self.retriever: Retriever = resolve_retriever(kwargs.pop("retriever", "bm25"))
+        self.retriever: Retriever = resolve_retriever(kwargs.pop("retriever", None) or "bm25")
         self.envs = [SearchQAEnv(retriever=self.retriever, **kwargs) for _ in range(num_envs)]
         self.num_envs = num_envs
         self.top_k = self.envs[0].top_k

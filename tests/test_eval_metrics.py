@@ -17,7 +17,8 @@ from research_agents.eval.metrics import (
     question_values,
     summarise,
 )
-from research_agents.eval.suites import EnvSettings, Suite, Task
+from research_agents.eval.suites import Suite, Task
+from research_env.settings import EnvSettings
 
 from research_env.agent import Observation
 

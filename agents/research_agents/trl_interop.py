@@ -64,13 +64,12 @@ import importlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from research_agents.generation.base import SamplingParams
 from research_agents.grpo.rollout import Trajectory, rollout
 from research_env.env import SearchQAEnv
-from research_env.retrieval.base import Retriever
-from research_env.templates import PromptTemplate
+from research_env.settings import EnvSettings
 from research_env.vector import SearchQAVectorEnv
 
 if TYPE_CHECKING:
@@ -86,12 +85,15 @@ __all__ = [
 ]
 
 
-@dataclass
-class SearchQARolloutConfig:
+@dataclass(frozen=True)
+class SearchQARolloutConfig(EnvSettings):
     """The env and the per-turn generation settings of :class:`SearchQARollout`.
 
-    Sampling temperature, top-p/top-k, the seed and the episode token budget come from the
-    trainer's ``GRPOConfig``; everything about the episode itself is here.
+    The episode's rules are the :class:`~research_env.settings.EnvSettings` fields
+    (``retriever``, ``top_k``, ``max_turns``, ``reward``, ``template``, ``invalid_action``,
+    ``last_turn`` ...; ``None``: the protocol's). Sampling temperature, top-p/top-k, the seed and
+    the episode token budget come from the trainer's ``GRPOConfig``; everything about the
+    episode itself is here.
     """
 
     dataset: str | Sequence[Any] = "factbook"
@@ -99,27 +101,6 @@ class SearchQARolloutConfig:
 
     split: str = "train"
     """The split of the Factbook world to train on."""
-
-    retriever: str | Retriever = "bm25"
-    """A retriever spec (``"bm25"``, ``"closed"``…) or any ``Retriever``."""
-
-    top_k: int = 3
-    """Passages per search."""
-
-    max_turns: int = 2
-    """Actions per episode."""
-
-    reward: str = "em"
-    """The env's reward preset: ``em``, ``f1``, ``sub_em``, ``research``, ``searchr1_format``."""
-
-    template: str | PromptTemplate = "research_compact"
-    """The env's prompt template (``research_compact`` cuts passages to 40 words)."""
-
-    invalid_action: Literal["terminate", "correct"] = "terminate"
-    """What an invalid action does (see the env card)."""
-
-    last_turn: Literal["normal", "answer_only"] = "normal"
-    """Whether the last turn must answer."""
 
     max_new_tokens: int = 64
     """Tokens generated per turn at most."""
@@ -150,17 +131,7 @@ class SearchQARolloutConfig:
 
     def env_kwargs(self) -> dict[str, Any]:
         """The ``SearchQAEnv`` arguments (all but the tokenizer)."""
-        return {
-            "dataset": self.dataset,
-            "split": self.split,
-            "retriever": self.retriever,
-            "top_k": self.top_k,
-            "max_turns": self.max_turns,
-            "reward": self.reward,
-            "template": self.template,
-            "invalid_action": self.invalid_action,
-            "last_turn": self.last_turn,
-        }
+        return {"dataset": self.dataset, "split": self.split, **super().env_kwargs()}
 
 
 @dataclass

@@ -73,6 +73,7 @@ from research_agents.generation.base import Generator, SamplingParams
 from research_env.agent import Agent, Observation
 from research_env.env import SearchQAEnv
 from research_env.rewards import sub_em
+from research_env.settings import TurnSettings, settings_from
 from research_env.vector import SearchQAVectorEnv
 
 if TYPE_CHECKING:
@@ -89,41 +90,19 @@ AGENT_KINDS: tuple[str, ...] = ("direct", "naive-rag", "iter-retgen", "research"
 """The kinds :func:`make_agent` builds."""
 
 
-@dataclass
-class LLMAgentConfig:
-    """Settings of the LLM baselines (each field says which kinds use it).
+@dataclass(frozen=True)
+class LLMAgentConfig(TurnSettings):
+    """Settings of the LLM baselines: the turn settings every kind shares, and each kind's own.
 
-    The defaults are those of the ``factbook-smollm2`` GRPO preset (``max_new_tokens``,
-    ``max_response_tokens``, the ``<search>`` / ``<answer>`` prefixes), so the ``research`` row
-    is the demo's zero-shot evaluation. :meth:`from_grpo` copies any GRPO run's settings.
+    The turn fields (:class:`~research_env.settings.TurnSettings`: ``max_new_tokens``,
+    ``max_response_tokens``, ``temperature``, ``top_p`` and the three prefixes) are the
+    per-turn budget and sampling of ``research`` and the answer length and sampling of the
+    others; the prefixes and ``max_response_tokens`` are ``research``'s only. The evaluation
+    suites pass their own (:meth:`from_turn_settings`); :meth:`from_grpo` copies a GRPO run's.
     """
-
-    max_new_tokens: int = 32
-    """Tokens per generation: the per-turn budget of ``research``, the answer length of the
-    others (short answers need few)."""
-
-    max_response_tokens: int = 400
-    """``research`` only: token budget of a whole response (forced, sampled and observation
-    ids), as in GRPO rollouts; an episode that spends it ends unanswered."""
-
-    temperature: float = 0.0
-    """Sampling temperature; ``0.0`` is greedy decoding (the default, as in GRPO evaluation)."""
-
-    top_p: float = 1.0
-    """Nucleus sampling mass (used when ``temperature > 0``)."""
 
     seed: int = 0
     """Seed of the first generate call; call ``n`` is seeded with ``seed + n``."""
-
-    response_prefix: str = "<search>"
-    """``research`` only: text forced at the start of the first turn (not sampled)."""
-
-    turn_prefix: str = ""
-    """``research`` only: text forced at the start of every later turn."""
-
-    final_prefix: str = "<answer>\\boxed{"
-    """``research`` only: text forced at the start of the last turn the env allows (overrides
-    ``turn_prefix`` there); ``""`` for none."""
 
     iterations: int = 2
     """``iter-retgen`` only: retrieval-generation rounds (= searches); the env needs
@@ -143,14 +122,8 @@ class LLMAgentConfig:
     """Free-form notes kept with results (not read by the agents)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks: list[tuple[bool, str]] = [
-            (self.max_new_tokens >= 1, f"max_new_tokens: expected >= 1, got {self.max_new_tokens}"),
-            (
-                self.max_response_tokens >= 1,
-                f"max_response_tokens: expected >= 1, got {self.max_response_tokens}",
-            ),
-            (self.temperature >= 0, f"temperature: expected >= 0, got {self.temperature}"),
-            (0 < self.top_p <= 1, f"top_p: expected in (0, 1], got {self.top_p}"),
             (self.iterations >= 1, f"iterations: expected >= 1, got {self.iterations}"),
             (
                 self.oracle_max_searches >= 1,
@@ -166,13 +139,29 @@ class LLMAgentConfig:
                 raise ValueError(f"LLMAgentConfig.{message}")
 
     @classmethod
+    def from_turn_settings(cls, turns: TurnSettings, **overrides: Any) -> LLMAgentConfig:
+        """The config that plays with ``turns`` (a suite's or a checkpoint's), plus ``overrides``.
+
+        Raises:
+            ValueError: If an override names no field.
+        """
+        return cls._checked(settings_from(TurnSettings, turns).__dict__, overrides)
+
+    @classmethod
+    def _checked(cls, base: Mapping[str, Any], overrides: Mapping[str, Any]) -> LLMAgentConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ValueError(f"unknown LLMAgentConfig field(s): {', '.join(sorted(unknown))}")
+        return cls(**(dict(base) | dict(overrides)))
+
+    @classmethod
     def from_grpo(cls, grpo: Any, **overrides: Any) -> LLMAgentConfig:
         """The settings :meth:`GRPOTrainer.evaluate` uses for a GRPO config (greedy decoding).
 
         Args:
-            grpo: A :class:`~research_agents.grpo.config.GRPOConfig` (or anything with its
-                ``max_new_tokens``, ``max_response_tokens``, ``response_prefix``,
-                ``turn_prefix``, ``final_prefix`` and ``seed``).
+            grpo: A :class:`~research_agents.grpo.config.GRPOConfig` (or anything with the
+                :class:`~research_env.settings.TurnSettings` fields and ``seed``).
             **overrides: Fields to set on top.
 
         Returns:
@@ -181,22 +170,8 @@ class LLMAgentConfig:
         Raises:
             ValueError: If an override names no field.
         """
-        names = {f.name for f in fields(cls)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise ValueError(f"unknown LLMAgentConfig field(s): {', '.join(sorted(unknown))}")
-        base: dict[str, Any] = {
-            key: getattr(grpo, key)
-            for key in (
-                "max_new_tokens",
-                "max_response_tokens",
-                "response_prefix",
-                "turn_prefix",
-                "final_prefix",
-                "seed",
-            )
-        }
-        return cls(**(base | {"temperature": 0.0} | overrides))
+        turns = settings_from(TurnSettings, grpo, temperature=0.0)
+        return cls._checked(turns.__dict__ | {"seed": grpo.seed}, overrides)
 
 
 # --------------------------------------------------------------------------- prompt-based agents

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -267,6 +268,14 @@ def _run_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fields_of(settings: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if f.name not in skip and getattr(settings, f.name) is not None
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print EM / F1 / behaviour, overall and per question type."""
     if args.agent or args.suite or args.task:
@@ -290,28 +299,20 @@ def run(args: argparse.Namespace) -> int:
     config = get_preset(args.preset)
     overrides: dict[str, object] = {"tensorboard": False, "steps": 0, "beta": 0.0}
     if args.checkpoint:
-        saved = Path(args.checkpoint) / "config.json"
-        if saved.is_file():
+        if (Path(args.checkpoint) / "config.json").is_file():
+            # Played as trained: the checkpoint's episode rules and turn settings, its data.
+            from research_agents.grpo.checkpoint import CheckpointError, read_settings, saved_config
+
+            try:
+                saved = saved_config(args.checkpoint)
+                env, turns = read_settings(args.checkpoint)
+            except CheckpointError as e:
+                raise UsageError(f"--checkpoint: {e}") from None
             config = config.replace(
-                **{
-                    k: v
-                    for k, v in json.loads(saved.read_text()).items()
-                    if k
-                    in (
-                        "template",
-                        "top_k",
-                        "max_turns",
-                        "max_new_tokens",
-                        "max_response_tokens",
-                        "response_prefix",
-                        "turn_prefix",
-                        "final_prefix",
-                        "last_turn",
-                        "retriever",
-                        "dataset",
-                        "eval_split",
-                    )
-                }
+                **_fields_of(env),
+                **_fields_of(turns, skip=("temperature",)),  # evaluation decodes greedily
+                dataset=saved.dataset,
+                eval_split=saved.eval_split,
             )
         overrides["model"] = str(Path(args.checkpoint) / "model")
     elif args.model:

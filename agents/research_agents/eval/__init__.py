@@ -15,26 +15,19 @@ Nothing here imports torch until a model is loaded.
 
 from research_agents.eval.harness import SuiteResult, TaskResult, run_suite, suite_protocol
 from research_agents.eval.metrics import Summary, bootstrap_ci, bootstrap_cis, summarise
-from research_agents.eval.suites import (
-    SUITES,
-    Entry,
-    EnvSettings,
-    GenerationSettings,
-    Suite,
-    Task,
-    get_suite,
-)
+from research_agents.eval.suites import SUITES, Entry, Suite, Task, get_suite
+from research_env.settings import EnvSettings, TurnSettings
 
 __all__ = [
     "SUITES",
     "Entry",
     "EnvSettings",
-    "GenerationSettings",
     "Suite",
     "SuiteResult",
     "Summary",
     "Task",
     "TaskResult",
+    "TurnSettings",
     "bootstrap_ci",
     "bootstrap_cis",
     "get_suite",

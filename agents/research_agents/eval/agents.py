@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from research_agents.eval.fingerprint import weights_hash
-from research_agents.eval.suites import Entry, GenerationSettings
+from research_agents.eval.suites import Entry
 from research_env.agent import Agent, EpisodeAgent, PerEpisode
+from research_env.settings import EnvSettings, TurnSettings
 
 if TYPE_CHECKING:
     from research_env.env import SearchQAEnv
@@ -43,18 +43,10 @@ LLM_KINDS: tuple[str, ...] = ("direct", "naive-rag", "iter-retgen", "research", 
 RULE_KINDS: tuple[str, ...] = ("scripted", "naive-reader")
 """Rule-based reference agents (no model)."""
 
-# Checkpoint settings that define how a GRPO policy was trained to act; compared with the suite.
-_TRAINED_SETTINGS = (
-    "template",
-    "top_k",
-    "max_turns",
-    "max_new_tokens",
-    "response_prefix",
-    "turn_prefix",
-    "final_prefix",
-    "last_turn",
-    "retriever",
-)
+# Settings that do not change how a trained policy acts, so a suite may differ in them: the
+# env's reward preset (EM and F1 are reported regardless) and the sampling of the rollouts
+# (evaluation decodes greedily).
+_NOT_COMPARED = frozenset({"reward", "temperature", "top_p"})
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -80,23 +72,24 @@ class LoadedAgent:
 
 
 def _checkpoint_details(
-    path: Path, generation: GenerationSettings, env_settings: Any
+    path: Path, generation: TurnSettings, env_settings: EnvSettings | None
 ) -> dict[str, Any]:
     details: dict[str, Any] = {"path": str(path)}
-    config_file = path / "config.json"
-    if config_file.is_file():
-        config = json.loads(config_file.read_text())
-        details["preset_model"] = config.get("model")
-        details["trained_steps_budget"] = config.get("steps")
-        details["trained_settings"] = {k: config.get(k) for k in _TRAINED_SETTINGS}
-        suite_values = {
-            **{k: getattr(env_settings, k, None) for k in _TRAINED_SETTINGS},
-            **{k: getattr(generation, k) for k in _TRAINED_SETTINGS if hasattr(generation, k)},
-        }
+    if (path / "config.json").is_file():
+        from research_agents.grpo.checkpoint import read_settings, saved_config
+
+        config = saved_config(path)
+        details["preset_model"] = config.model
+        details["trained_steps_budget"] = config.steps
+        trained_env, trained_turns = read_settings(path)
+        trained = _settings_dict(trained_env.resolved()) | _settings_dict(trained_turns)
+        suite_env = (env_settings or EnvSettings()).resolved()
+        suite = _settings_dict(suite_env) | _settings_dict(generation)
+        details["trained_settings"] = {k: _jsonable(v) for k, v in trained.items()}
         details["differs_from_suite"] = sorted(
             k
-            for k in _TRAINED_SETTINGS
-            if config.get(k) is not None and suite_values.get(k) != config.get(k)
+            for k, v in trained.items()
+            if k not in _NOT_COMPARED and v is not None and _jsonable(suite.get(k)) != _jsonable(v)
         )
     from research_agents.grpo.checkpoint import read_step
 
@@ -106,10 +99,16 @@ def _checkpoint_details(
     return details
 
 
+def _settings_dict(settings: EnvSettings | TurnSettings) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
 def _load_llm(
     entry: Entry,
-    generation: GenerationSettings,
-    env_settings: Any,
+    generation: TurnSettings,
+    env_settings: EnvSettings | None,
     seed: int,
     batch_size: int,
 ) -> LoadedAgent:
@@ -142,17 +141,9 @@ def _load_llm(
     generator = HFGenerator(model, tokenizer, max_batch_size=batch_size)
     # Iter-RetGen's rounds: two (its paper's setting) where the turn budget allows, else as
     # many as it does (each round is a search; the answer takes the last turn).
-    max_turns = int(getattr(env_settings, "max_turns", 3))
-    config = LLMAgentConfig(
-        iterations=max(1, min(2, max_turns - 1)),
-        max_new_tokens=generation.max_new_tokens,
-        max_response_tokens=generation.max_response_tokens,
-        temperature=generation.temperature,
-        top_p=generation.top_p,
-        seed=seed,
-        response_prefix=generation.response_prefix,
-        turn_prefix=generation.turn_prefix,
-        final_prefix=generation.final_prefix,
+    max_turns = (env_settings or EnvSettings()).resolved().max_turns or 3
+    config = LLMAgentConfig.from_turn_settings(
+        generation, iterations=max(1, min(2, max_turns - 1)), seed=seed
     )
     provenance["agent_config"] = _jsonable(config)
     provenance["parameters"] = int(sum(p.numel() for p in model.parameters()))
@@ -229,8 +220,8 @@ def _load_user(entry: Entry) -> LoadedAgent:
 
 def load_agent(
     entry: Entry,
-    generation: GenerationSettings,
-    env_settings: Any,
+    generation: TurnSettings,
+    env_settings: EnvSettings | None,
     *,
     seed: int = 0,
     batch_size: int = 16,

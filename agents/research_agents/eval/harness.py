@@ -99,7 +99,7 @@ def task_protocol(
             **({"protocol": env.protocol.source} if env.protocol.name != "ours" else {}),
         },
         "template": template_fingerprint(env.template),
-        "scoring": scoring_fingerprint(suite.env.reward),
+        "scoring": scoring_fingerprint(suite.env.resolved().reward or "em"),
         "generation": dataclasses.asdict(suite.generation),
         "seed": suite.seed,
         "metrics_version": METRICS_VERSION,

@@ -54,87 +54,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from research_env.data.types import QAExample
 from research_env.resolve import is_dataset_file
 from research_env.retrieval.base import Retriever
+from research_env.settings import EnvSettings, TurnSettings
 
 __all__ = [
     "SUITES",
     "Entry",
-    "EnvSettings",
-    "GenerationSettings",
     "Suite",
     "Task",
     "get_suite",
     "select_questions",
 ]
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """The SearchQA-v0 arguments of a suite (all part of the protocol)."""
-
-    retriever: str | Retriever = "bm25"
-    """Retriever spec (``research_env.resolve.resolve_retriever``: ``"bm25"``,
-    ``"remote:http://host:port"``, ...) or a retriever object (e.g. a ``DenseRetriever`` over
-    wiki-18); the protocol records the index's identity, not how it was named."""
-
-    top_k: int = 3
-    """Passages per search."""
-
-    max_turns: int = 2
-    """Actions per episode."""
-
-    reward: str = "em"
-    """Reward preset of the env (the reported EM / F1 do not depend on it)."""
-
-    template: str = "research_compact"
-    """Prompt template."""
-
-    last_turn: Literal["normal", "answer_only", "no_search"] = "answer_only"
-    """``"answer_only"``: the last turn must answer; ``"no_search"``: Search-R1's final turn."""
-
-    protocol: str = "ours"
-    """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``."""
-
-    invalid_action: Literal["terminate", "correct"] = "terminate"
-    """What an invalid action does: end the episode, or get a corrective observation."""
-
-    max_query_chars: int = 512
-    """Queries are cut to this many characters."""
-
-    def env_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``SearchQAEnv`` / ``SearchQAVectorEnv``."""
-        # Not dataclasses.asdict: it would deep-copy a retriever object (a whole index).
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How every LLM entry of a suite decodes (part of the protocol)."""
-
-    max_new_tokens: int = 32
-    """Token budget of one turn."""
-
-    max_response_tokens: int = 400
-    """Token budget of a whole episode's response (generated + observation tokens)."""
-
-    temperature: float = 0.0
-    """0: greedy decoding (the default of every built-in suite)."""
-
-    top_p: float = 1.0
-    """Nucleus mass when sampling."""
-
-    response_prefix: str = "<search>"
-    """Forced at the start of the response of the ``research`` agent (as in training)."""
-
-    turn_prefix: str = ""
-    """Forced at the start of each later turn of the ``research`` agent."""
-
-    final_prefix: str = "<answer>\\boxed{"
-    """Forced at the start of the last allowed turn of the ``research`` agent."""
 
 
 @dataclass(frozen=True)
@@ -249,7 +183,7 @@ class Suite:
     env: EnvSettings = field(default_factory=EnvSettings)
     """SearchQA-v0 settings."""
 
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    generation: TurnSettings = field(default_factory=TurnSettings)
     """Decoding settings of LLM entries."""
 
     seed: int = 0
@@ -293,22 +227,19 @@ def select_questions(examples: Sequence[QAExample], task: Task, seed: int) -> li
 
 
 # --------------------------------------------------------------------------------- registry
-_FACTBOOK_ENV = EnvSettings(
-    retriever="bm25",
-    top_k=3,
-    max_turns=2,
-    reward="em",
-    template="research_compact",
-    last_turn="answer_only",
-)
-_FACTBOOK_GENERATION = GenerationSettings(
-    max_new_tokens=32,
-    max_response_tokens=400,
-    temperature=0.0,
-    response_prefix="<search>",
-    turn_prefix="",
-    final_prefix="<answer>\\boxed{",
-)
+def _preset_settings(name: str) -> tuple[EnvSettings, TurnSettings]:
+    """A GRPO preset's env and turn settings, as a suite plays them (greedy, EM-scored env).
+
+    The suite takes them from the preset rather than restating them, so the checkpoint is
+    evaluated exactly as it was trained. The env's reward is ``"em"`` whatever the preset
+    trained on: the reported EM and F1 do not depend on it, but the protocol hash does.
+    """
+    from research_agents.grpo.presets import get_preset
+
+    preset = get_preset(name)
+    return preset.env_settings(reward="em"), preset.turn_settings()
+
+
 SMOLLM2 = "SmolLM2-135M"
 FACTBOOK_CHECKPOINT = "runs/factbook-smollm2/checkpoint"
 """Where ``searchqa train --preset factbook-smollm2`` leaves its checkpoint."""
@@ -333,17 +264,8 @@ _FACTBOOK_ENTRIES = (
 )
 
 
-# Top-4: with 3 passages the scripted rules miss a border list on 2 of 13 three-hop questions.
-# "correct": SmolLM2 ends its message right after a result; a corrective observation (as in
-# Search-R1) lets the episode go on to the forced answer instead of ending it unanswered.
-# research_hops and a bare "<" on the middle turns: the multi-hop recipe's protocol (its preset
-# explains why); the policy still writes the tag itself.
-_MULTIHOP_ENV = dataclasses.replace(
-    _FACTBOOK_ENV, max_turns=4, top_k=4, invalid_action="correct", template="research_hops"
-)
-_MULTIHOP_GENERATION = dataclasses.replace(
-    _FACTBOOK_GENERATION, max_response_tokens=1000, turn_prefix="<"
-)
+# The multi-hop suite plays the factbook-smollm2-multihop preset's settings (its comments say
+# why each differs from the 2-turn ones: top-4, corrective observations, research_hops, "<").
 MULTIHOP_CHECKPOINT = "runs/factbook-smollm2-multihop/checkpoint"
 """Where ``searchqa train --preset factbook-smollm2-multihop`` leaves its checkpoint."""
 
@@ -366,17 +288,19 @@ _MULTIHOP_ENTRIES = (
 
 def _factbook_multihop(split: str = "test", size: int = 96, **_: Any) -> Suite:
     base = _factbook(split, size)
+    env, generation = _preset_settings("factbook-smollm2-multihop")
     return dataclasses.replace(
         base,
         name="factbook-multihop" if split == "test" else f"factbook-multihop-{split}",
         description=base.description + ", 4 turns",
-        env=_MULTIHOP_ENV,
-        generation=_MULTIHOP_GENERATION,
+        env=env,
+        generation=generation,
         entries=_MULTIHOP_ENTRIES,
     )
 
 
 def _factbook(split: str = "test", size: int = 96, **_: Any) -> Suite:
+    env, generation = _preset_settings("factbook-smollm2")
     return Suite(
         name="factbook" if split == "test" else f"factbook-{split}",
         description=(
@@ -384,8 +308,8 @@ def _factbook(split: str = "test", size: int = 96, **_: Any) -> Suite:
             + (f", {size} questions stratified over 7 types" if size else ", all questions")
         ),
         tasks=(Task("factbook", "factbook", split, size),),
-        env=_FACTBOOK_ENV,
-        generation=_FACTBOOK_GENERATION,
+        env=env,
+        generation=generation,
         seed=0,
         entries=_FACTBOOK_ENTRIES,
     )
@@ -458,7 +382,7 @@ def _research_paper(
             last_turn="normal",
             protocol="research",
         ),
-        generation=GenerationSettings(
+        generation=TurnSettings(
             max_new_tokens=1024,
             max_response_tokens=8192,
             temperature=0.0,
@@ -490,7 +414,7 @@ def _searchr1_paper(
             invalid_action="correct",
             protocol="searchr1",
         ),
-        generation=GenerationSettings(
+        generation=TurnSettings(
             max_new_tokens=500,
             max_response_tokens=4096,
             temperature=0.0,

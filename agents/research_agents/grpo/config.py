@@ -1,4 +1,11 @@
-"""GRPOConfig: every knob of the trainer (the named presets are in ``grpo/presets.py``)."""
+"""GRPOConfig: every knob of the trainer (the named presets are in ``grpo/presets.py``).
+
+The config is flat, so that every field is one ``--field value`` on the command line; the
+episode's rules and the turn settings are the fields it shares by name with
+:class:`research_env.settings.EnvSettings` and :class:`~research_env.settings.TurnSettings`
+(:meth:`GRPOConfig.env_settings` and :meth:`GRPOConfig.turn_settings` hand them on), and a test
+keeps the names in step.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,17 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from research_agents.grpo.loss import AGGREGATIONS, Aggregation
 from research_env.protocols import PROTOCOLS
+from research_env.settings import EnvSettings, TurnSettings, settings_from
+
+Aggregation = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+"""How the per-token loss is averaged (:func:`research_agents.grpo.loss.grpo_loss`)."""
+
+AGGREGATIONS: tuple[Aggregation, ...] = (
+    "token_mean",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum_norm",
+)
 
 
 @dataclass
@@ -132,6 +148,9 @@ class GRPOConfig:
     last_turn: Literal["normal", "answer_only", "no_search"] = "answer_only"
     """``"answer_only"`` tells the model on its last turn that it must answer;
     ``"no_search"``: Search-R1's final turn, whose search is not run."""
+
+    max_query_chars: int = 512
+    """Queries are cut to this many characters."""
 
     # --- GRPO
     questions_per_step: int = 8
@@ -366,6 +385,20 @@ class GRPOConfig:
         if unknown:
             raise ValueError(f"unknown GRPOConfig field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **overrides)
+
+    def env_settings(self, **overrides: Any) -> EnvSettings:
+        """The episode rules of this run (its fields named as :class:`EnvSettings`'s).
+
+        ``template_file`` is not read here: the trainer passes the template it loads from it.
+        """
+        return settings_from(EnvSettings, self, **overrides)
+
+    def turn_settings(self, **overrides: Any) -> TurnSettings:
+        """How this run writes turns, decoded greedily as evaluation does (``temperature=0``).
+
+        Pass ``temperature=self.temperature`` for the rollouts' sampling settings.
+        """
+        return settings_from(TurnSettings, self, **({"temperature": 0.0} | overrides))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict of every field."""

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-Aggregation = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
-AGGREGATIONS: tuple[Aggregation, ...] = (
-    "token_mean",
-    "seq_mean_token_mean",
-    "seq_mean_token_sum_norm",
-)
+# The names are the config's (GRPOConfig.aggregation), which a suite reads without torch.
+from research_agents.grpo.config import AGGREGATIONS, Aggregation
 
 
 @dataclass

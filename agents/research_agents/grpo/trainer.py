@@ -179,15 +179,8 @@ class GRPOTrainer:
 
         env_kwargs: dict[str, Any] = {
             "dataset": cfg.dataset,
-            "retriever": cfg.retriever,
-            "top_k": cfg.top_k,
-            "max_turns": cfg.max_turns,
-            "reward": cfg.reward,
-            "template": _template_of(cfg),
             "tokenizer": self.tokenizer,
-            "last_turn": cfg.last_turn,
-            "protocol": cfg.protocol,
-            "invalid_action": cfg.invalid_action,
+            **cfg.env_settings(template=_template_of(cfg)).env_kwargs(),
         }
         local_groups = len(self.dist.share(cfg.questions_per_step))
         self.env: SearchQAVectorEnv = SearchQAVectorEnv(

@@ -33,6 +33,7 @@ from research_env.data.types import QAExample
 from research_env.env import SearchQAEnv
 from research_env.resolve import resolve_dataset
 from research_env.retrieval.dense import MINILM_MODEL
+from research_env.settings import EnvSettings
 
 __all__ = ["FALLBACK_ANSWER", "ChoiceEnvConfig", "SearchQAChoiceEnv", "render_action"]
 
@@ -44,8 +45,14 @@ _IS_PAD = CANDIDATE_FEATURES.index("is_pad")
 
 
 @dataclass(frozen=True)
-class ChoiceEnvConfig:
-    """Settings of :class:`SearchQAChoiceEnv`: the inner env's, and the choice problem's."""
+class ChoiceEnvConfig(EnvSettings):
+    """Settings of :class:`SearchQAChoiceEnv`: the inner env's rules and the choice problem's.
+
+    The inner env's rules are the :class:`~research_env.settings.EnvSettings` fields
+    (``retriever``, ``top_k``, ``max_turns``, ``reward``, ``template`` ...; ``None``: the
+    protocol's, for ``ours`` BM25 top-5, 4 turns, EM). The last turn only offers answers, and
+    the inner env's reward is passed through unchanged.
+    """
 
     dataset: str | Path | Sequence[QAExample] = "factbook"
     """The questions: ``"factbook"``, a FlashRAG ``.jsonl`` or a list of ``QAExample``."""
@@ -55,21 +62,6 @@ class ChoiceEnvConfig:
 
     question_types: tuple[str, ...] | None = None
     """Keep only questions whose ``metadata["type"]`` is one of these (``None``: all)."""
-
-    retriever: str = "bm25"
-    """The inner env's retriever spec (see ``research_env.resolve``)."""
-
-    top_k: int = 5
-    """Passages per search."""
-
-    max_turns: int = 4
-    """Actions per episode; the last one must answer (only answers are offered then)."""
-
-    reward: str = "em"
-    """The inner env's reward preset; its reward is passed through unchanged."""
-
-    template: str = "research_instruct"
-    """The inner env's prompt template (decides the answer format sent to it)."""
 
     num_candidates: int = 16
     """``K``: candidate slots, the size of the ``Discrete`` action space. When a proposer offers
@@ -96,7 +88,7 @@ class ChoiceEnvConfig:
             raise ValueError(
                 f"ChoiceEnvConfig.num_candidates: expected >= 2, got {self.num_candidates!r}"
             )
-        if self.max_turns < 1:
+        if self.max_turns is not None and self.max_turns < 1:
             raise ValueError(f"ChoiceEnvConfig.max_turns: expected >= 1, got {self.max_turns!r}")
         if self.search_cost < 0:
             raise ValueError(
@@ -209,7 +201,9 @@ class SearchQAChoiceEnv(gym.Env[Obs, np.int64]):
         embedder: TextEmbedder | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.config = cfg = config or ChoiceEnvConfig()
+        self.config = cfg = (config or ChoiceEnvConfig()).resolved()
+        assert cfg.max_turns is not None  # resolved
+        self.max_turns: int = cfg.max_turns
         examples = resolve_dataset(cfg.dataset, cfg.split)
         if cfg.question_types is not None:
             known = {e.metadata.get("type") for e in examples}
@@ -223,13 +217,8 @@ class SearchQAChoiceEnv(gym.Env[Obs, np.int64]):
         self.inner = SearchQAEnv(
             dataset=examples,
             split=cfg.split,
-            retriever=cfg.retriever,
-            top_k=cfg.top_k,
-            max_turns=cfg.max_turns,
-            reward=cfg.reward,
-            template=cfg.template,
             render_mode=render_mode,
-            **cfg.extra_env_kwargs,
+            **(cfg.env_kwargs() | cfg.extra_env_kwargs),
         )
         self.render_mode = render_mode
         self.proposer: Proposer = proposer if proposer is not None else HeuristicProposer()
@@ -344,7 +333,7 @@ class SearchQAChoiceEnv(gym.Env[Obs, np.int64]):
             queries=tuple(self._queries),
             results=tuple(self._results),
             turn=self._turn,
-            max_turns=self.config.max_turns,
+            max_turns=self.max_turns,
         )
 
     def _propose(self) -> list[Candidate]:
@@ -411,7 +400,7 @@ class SearchQAChoiceEnv(gym.Env[Obs, np.int64]):
         ctx_vec = _unit(np.mean(parts, axis=0)) if parts else np.zeros(d, dtype=np.float32)
         vector[:d] = self._q_vec
         vector[d : 2 * d] = ctx_vec
-        max_turns = self.config.max_turns
+        max_turns = self.max_turns
         vector[2 * d : layout.head_size] = (
             self._turn / max_turns,
             len(self._queries) / max_turns,
