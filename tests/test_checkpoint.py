@@ -180,6 +180,7 @@ def test_a_pickle_payload_never_runs(run: Path, hooks: Path, tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match=r"trainer_state\.pt: refused to load"):
         read_step(ckpt)  # what `searchqa eval --checkpoint` reads
     from research_agents.eval.agents import _checkpoint_details
+
     from research_env.settings import TurnSettings
 
     with pytest.raises(CheckpointError, match="refused to load"):

@@ -18,9 +18,9 @@ from research_agents.eval.metrics import (
     summarise,
 )
 from research_agents.eval.suites import Suite, Task
-from research_env.settings import EnvSettings
 
 from research_env.agent import Observation
+from research_env.settings import EnvSettings
 
 
 def _record(**kw: Any) -> dict[str, Any]:

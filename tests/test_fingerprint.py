@@ -17,10 +17,10 @@ from research_agents.eval.fingerprint import (
 from research_agents.eval.harness import run_suite, suite_protocol
 from research_agents.eval.leaderboard import protocol_differences
 from research_agents.eval.suites import Entry, Suite, Task, get_suite
-from research_env.settings import TurnSettings
 
 from research_env.data.types import Passage, QAExample
 from research_env.retrieval.bm25 import BM25Config, BM25Retriever
+from research_env.settings import TurnSettings
 from research_env.templates import get_template
 
 
@@ -151,9 +151,7 @@ def test_stable_hash_ignores_key_order_and_container_type() -> None:
     assert stable_hash({"a": [1, 2], "b": {"c": None}}) == stable_hash(
         {"b": {"c": None}, "a": (1, 2)}
     )
-    assert stable_hash(TurnSettings()) == stable_hash(
-        dataclasses.asdict(TurnSettings())
-    )
+    assert stable_hash(TurnSettings()) == stable_hash(dataclasses.asdict(TurnSettings()))
     assert stable_hash({"a": 1.0}) != stable_hash({"a": 1.5})
 
 
