@@ -11,7 +11,7 @@ export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-slow test-vllm test-engines test-verl test-gpu gpu-check lint demo bench leaderboard docs clean
+.PHONY: install test test-slow test-vllm test-engines test-verl test-gpu gpu-check lint demo demo-multihop bench leaderboard docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,11 @@ test-gpu: install
 
 demo: install
 	$(BIN)/python -m research_agents.demo
+
+# The two-stage multi-hop recipe end to end (about 30 minutes on 2 cores): 4-turn table with
+# bridge questions, searches per type, the trained policy's episode with the most searches.
+demo-multihop: install
+	$(BIN)/python -m research_agents.demo_multihop
 
 # Throughput suite: env, retrieval, trainer vs TRL (and HF vs vLLM when vllm is importable),
 # measured side by side in one run; prints one table of ratios.

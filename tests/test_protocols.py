@@ -336,6 +336,7 @@ def test_smollm2_plays_the_research_protocol_to_eos() -> None:
     from research_agents.models import load_model, load_tokenizer
 
     from research_env.agent import play
+    from research_env.settings import TurnSettings
 
     tok = load_tokenizer("smollm2")
     model = load_model("smollm2")
@@ -343,7 +344,10 @@ def test_smollm2_plays_the_research_protocol_to_eos() -> None:
         "SearchQA-v0", protocol="research", split="dev", tokenizer=tok, max_turns=4
     ).unwrapped
     agent = ResearchPolicyAgent(
-        HFGenerator(model, tok), tok, env, max_new_tokens=96, max_response_tokens=600
+        HFGenerator(model, tok),
+        tok,
+        env,
+        turns=TurnSettings(max_new_tokens=96, max_response_tokens=600),
     )
     records = play(agent, env, [0, 5])
     for record in records:

@@ -401,14 +401,8 @@ def make_agent(
             generator,
             tokenizer,
             single,
-            max_new_tokens=config.max_new_tokens,
-            max_response_tokens=config.max_response_tokens,
-            temperature=config.temperature,
-            top_p=config.top_p,
+            turns=settings_from(TurnSettings, config),
             seed=config.seed,
-            response_prefix=config.response_prefix,
-            turn_prefix=config.turn_prefix,
-            final_prefix=config.final_prefix,
             name=config.name or kind,
         )
     return PromptAgent(kind, generator, tokenizer, single, config)

@@ -6,7 +6,8 @@ given a GRPO checkpoint it replays :meth:`GRPOTrainer.evaluate
 <research_agents.grpo.trainer.GRPOTrainer.evaluate>` through the common Agent protocol.
 
 Each slot keeps a :class:`~research_agents.grpo.rollout.Trajectory` built exactly as
-:func:`research_agents.grpo.rollout.rollout` builds it:
+:func:`research_agents.grpo.rollout.rollout` builds it, by the same
+:class:`~research_agents.grpo.turns.TurnStepper`:
 
 - the prompt ids are the env's rendered prompt encoded once (``add_special_tokens=False``);
 - each turn starts with a forced prefix (``response_prefix`` on the first turn,
@@ -36,12 +37,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from research_agents.generation.base import Generator, SamplingParams
+from research_agents.generation.base import Generator
 from research_agents.grpo.rollout import Trajectory
+from research_agents.grpo.turns import TurnStepper
 from research_env.agent import Observation
+from research_env.settings import TurnSettings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -59,16 +62,9 @@ class ResearchPolicyAgent:
         tokenizer: The model's tokenizer (prompts and observations are encoded with it).
         env: An env with the settings the agent will play (its ``max_turns`` decides the last
             turn; its template gives the stop strings).
-        max_new_tokens: Tokens per turn.
-        max_response_tokens: Tokens per episode response (forced, sampled and observed).
-        temperature: Sampling temperature; ``0`` is greedy.
-        top_p: Nucleus mass when sampling.
+        turns: Token budgets, sampling and forced prefixes (default: greedy, no prefixes).
         seed: Seed of the first generate call (later calls: ``seed + n``); ``None`` continues
             the generator's own stream.
-        response_prefix: Text forced at the start of the first turn.
-        turn_prefix: Text forced at the start of every later turn.
-        final_prefix: Text forced at the start of the last turn the env allows (overrides
-            ``turn_prefix`` there; empty: none).
         name: The name in result tables.
     """
 
@@ -78,14 +74,8 @@ class ResearchPolicyAgent:
         tokenizer: PreTrainedTokenizerBase,
         env: SearchQAEnv,
         *,
-        max_new_tokens: int = 32,
-        max_response_tokens: int = 400,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
+        turns: TurnSettings | None = None,
         seed: int | None = 0,
-        response_prefix: str = "",
-        turn_prefix: str = "",
-        final_prefix: str = "",
         name: str = "research",
     ) -> None:
         if env.template.use_chat_template and env.tokenizer is None:
@@ -98,50 +88,20 @@ class ResearchPolicyAgent:
         self.name = name
         self.generator = generator
         self.tokenizer = tokenizer
+        self.turns = turns if turns is not None else TurnSettings()
         self.max_turns = env.max_turns
-        self.stop: tuple[str, ...] = tuple(env.stop_strings)
         self.eos_suffix = env.eos_suffix
-        self.max_new_tokens = max_new_tokens
-        self.max_response_tokens = max_response_tokens
-        self.temperature = temperature
-        self.top_p = top_p
         self.seed = seed
-        self.response_prefix = response_prefix
-        self.turn_prefix = turn_prefix
-        self.final_prefix = final_prefix
+        self.stepper = TurnStepper(tokenizer, self.turns, env.stop_strings)
         self.generate_calls = 0
         self._trajs: dict[int, Trajectory] = {}
         self._exhausted: dict[int, bool] = {}
-        self._prefix_cache: dict[str, list[int]] = {}
-
-    # ------------------------------------------------------------------ helpers
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-    def _prefix_ids(self, text: str) -> list[int]:
-        if text not in self._prefix_cache:
-            self._prefix_cache[text] = self._encode(text)
-        return self._prefix_cache[text]
-
-    def _prefix(self, turns: int) -> str:
-        """The forced text of turn ``turns`` (0-based), as the rollout chooses it."""
-        if turns == 0:
-            return self.response_prefix
-        if self.final_prefix and turns == self.max_turns - 1:
-            return self.final_prefix
-        return self.turn_prefix
-
-    @staticmethod
-    def _extend(traj: Trajectory, ids: Sequence[int], logprobs: Sequence[float] | None) -> None:
-        traj.response_ids.extend(ids)
-        traj.loss_mask.extend([0 if logprobs is None else 1] * len(ids))
-        traj.old_logprobs.extend([0.0] * len(ids) if logprobs is None else logprobs)
 
     # ------------------------------------------------------------------ protocol
     def begin(self, slot: int, observation: Observation, info: Mapping[str, Any]) -> None:
         """Start the slot's token sequence from the env's rendered prompt."""
         self._trajs[slot] = Trajectory(
-            prompt_ids=self._encode(observation["prompt"]),
+            prompt_ids=self.stepper.encode(observation["prompt"]),
             question_index=int(info.get("index", 0)),
         )
         self._exhausted[slot] = False
@@ -153,11 +113,9 @@ class ResearchPolicyAgent:
         budgets: dict[int, int] = {}
         for slot, obs in observations.items():
             traj = self._trajs[slot]
-            if traj.turns > 0 and obs["observation"]:
-                self._extend(traj, self._encode(obs["observation"]), None)
-            prefix = self._prefix(traj.turns)
-            self._extend(traj, self._prefix_ids(prefix), None)
-            budget = self.max_response_tokens - len(traj.response_ids)
+            if traj.turns > 0:
+                self.stepper.observe(traj, obs["observation"])
+            prefix, budget = self.stepper.open(traj, self.max_turns)
             if budget <= 0:  # the rollout would stop here; the env needs an action: invalid
                 self._exhausted[slot] = traj.truncated = True
                 traj.turns += 1
@@ -166,24 +124,13 @@ class ResearchPolicyAgent:
             prefixes[slot], budgets[slot] = prefix, budget
         live = list(budgets)
         if live:
-            params = SamplingParams(
-                max_new_tokens=max(1, min(self.max_new_tokens, max(budgets.values()))),
-                temperature=self.temperature,
-                top_p=self.top_p,
-                stop=self.stop,
-                seed=None if self.seed is None else self.seed + self.generate_calls,
-            )
+            params = self.stepper.sampling(budgets.values(), self.seed, self.generate_calls)
             gens = self.generator.generate([self._trajs[s].ids for s in live], params)
             self.generate_calls += 1
             for slot, gen in zip(live, gens):
-                traj = self._trajs[slot]
-                ids = gen.token_ids[: budgets[slot]]
-                self._extend(traj, ids, gen.logprobs[: budgets[slot]])
-                traj.turns += 1
-                text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-                if self.eos_suffix and ids and ids[-1] == self.tokenizer.eos_token_id:
-                    text += self.eos_suffix  # the protocol ends the episode at EOS
-                actions[slot] = prefixes[slot] + text
+                actions[slot] = self.stepper.take(
+                    self._trajs[slot], prefixes[slot], gen, budgets[slot], self.eos_suffix
+                )
         return {slot: actions[slot] for slot in observations}
 
     def episode_stats(self, slot: int) -> dict[str, float]:
@@ -205,7 +152,7 @@ class ResearchPolicyAgent:
         Raises:
             KeyError: If no episode has started in ``slot``.
         """
-        t, n = self._trajs[slot], self.max_response_tokens
+        t, n = self._trajs[slot], self.turns.max_response_tokens
         return dataclasses.replace(
             t,
             prompt_ids=list(t.prompt_ids),

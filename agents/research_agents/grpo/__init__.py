@@ -5,6 +5,8 @@ Read in this order:
 * :mod:`.config`: :class:`~.config.GRPOConfig`, every knob with its docstring, and the presets;
 * :mod:`.rollout`: token-in-token-out episodes through the vector env (observation tokens get
   loss mask 0, generated ids are never re-tokenised);
+* :mod:`.turns`: one turn of an episode (forced prefix, budget, sampled ids, observation ids),
+  shared by the rollout and the ``research`` evaluation agent;
 * :mod:`.advantages`: group-normalised advantages;
 * :mod:`.loss`: the clipped per-token loss, k3 KL, entropy bonus, aggregations;
 * :mod:`.policy`: per-token log-probs of a causal LM; freezing lower layers;

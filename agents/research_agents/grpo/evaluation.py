@@ -32,7 +32,8 @@ class EvalResult:
     by_type: dict[str, dict[str, float]] = field(default_factory=dict)
     """Question type -> {"n", "em", "f1"}."""
     records: list[dict[str, Any]] = field(default_factory=list)
-    """One record per question: id, type, prediction, golds, em, f1, searches, tokens."""
+    """One record per question: id, type, prediction, golds, em, f1, searches, tokens (and,
+    from :func:`evaluate_policy`, the ``response`` text after the prompt)."""
 
     def as_metrics(self, prefix: str = "eval/") -> dict[str, float]:
         """Flat metrics for logging (``eval/em``, ``eval/em_capital``, ...)."""
@@ -146,4 +147,8 @@ def evaluate_policy(
         trajs.extend(out)
         if on_chunk is not None:
             on_chunk(len(out))
-    return summarise(trajs, vec.envs[0].examples)
+    result = summarise(trajs, vec.envs[0].examples)
+    for record, t in zip(result.records, trajs, strict=True):
+        # the episode after the prompt: forced, sampled and observation text, as played
+        record["response"] = tokenizer.decode(t.response_ids, skip_special_tokens=True)
+    return result

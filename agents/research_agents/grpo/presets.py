@@ -180,6 +180,18 @@ PRESETS["tiny"] = GRPOConfig(
     output_dir="runs/tiny",
 )
 
+# The tiny model under the multi-hop protocol (the demo's second stage in the tests).
+PRESETS["tiny-multihop"] = PRESETS["tiny"].replace(
+    template="research_hops",
+    max_turns=4,
+    turn_prefix="<",
+    invalid_action="correct",
+    reward="em",
+    reward_hook="research_agents.grpo.shaping:em_search_cost",
+    max_response_tokens=320,
+    output_dir="runs/tiny-multihop",
+)
+
 
 def get_preset(name: str) -> GRPOConfig:
     """Return a copy of the preset ``name``.

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from research_agents.generation.base import Generator, SamplingParams
+from research_agents.grpo.turns import TurnStepper
+from research_env.settings import TurnSettings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -150,47 +152,38 @@ def rollout(
     for t in trajs:
         t.prompt_ids = tokenizer.encode(t.info.pop("prompt_text"), add_special_tokens=False)
     stats.tokenize_s += time.perf_counter() - t0
-    prefix_cache: dict[str, list[int]] = {}
-
-    def prefix_ids(text: str) -> list[int]:
-        if text not in prefix_cache:
-            prefix_cache[text] = tokenizer.encode(text, add_special_tokens=False) if text else []
-        return prefix_cache[text]
+    stepper = TurnStepper(
+        tokenizer,
+        TurnSettings(
+            max_new_tokens=params.max_new_tokens,
+            max_response_tokens=max_response_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            response_prefix=response_prefix,
+            turn_prefix=turn_prefix,
+            final_prefix=final_prefix,
+        ),
+        params.stop,
+    )
 
     active = list(range(n))
     max_turns = [vec.envs[i].max_turns for i in range(n)]
     eos_suffix = [vec.envs[i].eos_suffix for i in range(n)]
     while active:
         prefixes: dict[int, str] = {}
+        budgets: dict[int, int] = {}
         for i in active:
-            traj = trajs[i]
-            if traj.turns == 0:
-                prefix = response_prefix
-            elif final_prefix and traj.turns == max_turns[i] - 1:
-                prefix = final_prefix
-            else:
-                prefix = turn_prefix
-            prefixes[i] = prefix
-            ids = prefix_ids(prefix)
-            traj.response_ids.extend(ids)
-            traj.loss_mask.extend([0] * len(ids))
-            traj.old_logprobs.extend([0.0] * len(ids))
-        budgets = {i: max_response_tokens - len(trajs[i].response_ids) for i in active}
-        out_of_budget = [i for i in active if budgets[i] <= 0]
-        for i in out_of_budget:
-            trajs[i].truncated = True
-            trajs[i].info.setdefault("end_reason", "token_budget")
+            prefixes[i], budgets[i] = stepper.open(trajs[i], max_turns[i])
+        for i in active:
+            if budgets[i] <= 0:
+                trajs[i].truncated = True
+                trajs[i].info.setdefault("end_reason", "token_budget")
         active = [i for i in active if budgets[i] > 0]
         if not active:
             break
         # One generate call per turn; rows with less budget get a smaller cap below.
-        turn_params = SamplingParams(
-            max_new_tokens=max(1, min(params.max_new_tokens, max(budgets[i] for i in active))),
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,
-            stop=params.stop,
-            seed=(seed + stats.generate_calls) if seed is not None else None,
+        turn_params = stepper.sampling(
+            (budgets[i] for i in active), seed, stats.generate_calls, top_k=params.top_k
         )
         t0 = time.perf_counter()
         gens = generator.generate([trajs[i].ids for i in active], turn_params)
@@ -199,17 +192,9 @@ def rollout(
 
         actions: dict[int, str] = {}
         for i, gen in zip(active, gens):
-            ids = gen.token_ids[: budgets[i]]
-            lps = gen.logprobs[: budgets[i]]
-            traj = trajs[i]
-            traj.response_ids.extend(ids)
-            traj.loss_mask.extend([1] * len(ids))
-            traj.old_logprobs.extend(lps)
-            stats.generated_tokens += len(ids)
-            text = str(tokenizer.decode(ids, skip_special_tokens=True))
-            if eos_suffix[i] and ids and ids[-1] == tokenizer.eos_token_id:
-                text += eos_suffix[i]  # the protocol ends the episode at EOS
-            actions[i] = prefixes[i] + text
+            before = trajs[i].num_generated
+            actions[i] = stepper.take(trajs[i], prefixes[i], gen, budgets[i], eos_suffix[i])
+            stats.generated_tokens += trajs[i].num_generated - before
 
         t0 = time.perf_counter()
         results = vec.step_some(actions)
@@ -220,18 +205,13 @@ def rollout(
         for i in active:
             obs, reward, terminated, truncated, info = results[i]
             traj = trajs[i]
-            traj.turns += 1
             traj.info = info
             if terminated or truncated:
                 traj.reward = float(reward)
                 traj.truncated = bool(truncated)
                 traj.retrieval_failed = bool(info.get("retrieval_failed", False))
                 continue
-            if obs["observation"]:
-                obs_ids = tokenizer.encode(obs["observation"], add_special_tokens=False)
-                traj.response_ids.extend(obs_ids)
-                traj.loss_mask.extend([0] * len(obs_ids))
-                traj.old_logprobs.extend([0.0] * len(obs_ids))
+            stepper.observe(traj, obs["observation"])
             if info.get("retrieval_error"):
                 traj.retrieval_failed = True
             still.append(i)
