@@ -448,3 +448,28 @@ def test_the_python_api_refuses_a_checkpoint_of_another_shape(
         assert trainer.step == 99  # refused before anything was restored
     finally:
         trainer.step = step
+
+
+def test_eval_of_a_checkpoint_goes_through_the_harness_with_its_own_settings(
+    run: Path, tmp_path: Path
+) -> None:
+    """``searchqa eval --checkpoint`` plays the checkpoint's settings (the tiny preset's top-2,
+    not the default preset's top-3) through the evaluation harness, with no trainer built."""
+    out = tmp_path / "result.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "research_env.cli",
+        "eval",
+        "--checkpoint",
+        str(run / "checkpoint"),
+    ]
+    cmd += ["--split", "dev", "--limit", "3", "--no-progress", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "on suite checkpoint-dev" in proc.stdout and "3 questions" in proc.stdout
+    result = json.loads(out.read_text())
+    env = result["protocol"]["tasks"]["factbook"]["env"]
+    assert (env["top_k"], env["max_turns"]) == (2, 2)
+    assert result["protocol"]["tasks"]["factbook"]["generation"]["max_new_tokens"] == 12  # run's
+    assert result["provenance"]["checkpoint"]["differs_from_suite"] == []

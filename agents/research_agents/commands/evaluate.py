@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -37,10 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scripted | naive-reader (rules), or module:attribute (your Agent; the current folder "
         "is importable); uses --suite",
     )
+    try:
+        from research_agents.eval.suites import SUITES
+
+        suites = " | ".join(SUITES)
+    except ImportError:  # an env-only install: the names alone are not worth a failure here
+        suites = "factbook | factbook-multihop | research-paper | searchr1-paper | ..."
     parser.add_argument(
-        "--suite",
-        help="evaluation suite: factbook | factbook-dev | research-paper | searchr1-paper "
-        "(default with --agent: factbook)",
+        "--suite", help=f"evaluation suite: {suites} (default with --agent: factbook)"
     )
     parser.add_argument("--preset", default="factbook-smollm2", help="env/generation settings")
     parser.add_argument("--split", default=None, help="split to evaluate (default: preset's)")
@@ -243,8 +245,6 @@ def check_checkpoint(path: str) -> None:
 
 
 def _run_suite(args: argparse.Namespace) -> int:
-    from research_agents.eval.harness import run_suite
-    from research_agents.eval.leaderboard import save_result
     from research_agents.eval.suites import Entry
 
     if args.split:
@@ -254,6 +254,14 @@ def _run_suite(args: argparse.Namespace) -> int:
     check_agent(kind, args.model, args.checkpoint)
     suite = get_suite_checked(args, args.suite or "factbook", args.limit or None)
     entry = Entry(kind, model=args.model, checkpoint=args.checkpoint, label=args.label)
+    return _play(args, suite, entry)
+
+
+def _play(args: argparse.Namespace, suite: Any, entry: Any) -> int:
+    """Run ``entry`` over ``suite``; print, and write / store what the options ask for."""
+    from research_agents.eval.harness import run_suite
+    from research_agents.eval.leaderboard import save_result
+
     with run_setup(args) as judge:
         result = run_suite(
             suite, entry, batch_size=args.batch_size, judge=judge, progress=not args.no_progress
@@ -268,19 +276,12 @@ def _run_suite(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fields_of(settings: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
-        f.name: getattr(settings, f.name)
-        for f in dataclasses.fields(settings)
-        if f.name not in skip and getattr(settings, f.name) is not None
-    }
+def _played_config(args: argparse.Namespace) -> Any:
+    """The GRPOConfig whose settings a ``--checkpoint`` / ``--model`` evaluation plays.
 
-
-def run(args: argparse.Namespace) -> int:
-    """Evaluate and print EM / F1 / behaviour, overall and per question type."""
-    if args.agent or args.suite or args.task:
-        return _run_suite(args)
-    from research_agents.commands.runconfig import check_model
+    A checkpoint plays as it was trained: its ``config.json`` (episode rules, turn settings,
+    data). Without one (an older checkpoint), and for ``--model``, ``--preset``'s.
+    """
     from research_agents.grpo.presets import PRESETS, get_preset
 
     if args.preset not in PRESETS:
@@ -288,64 +289,53 @@ def run(args: argparse.Namespace) -> int:
             f"--preset: unknown preset {args.preset!r}; expected one of: {', '.join(PRESETS)}"
             + choices_hint(args.preset, PRESETS)
         )
+    if args.checkpoint and (Path(args.checkpoint) / "config.json").is_file():
+        from research_agents.grpo.checkpoint import CheckpointError, saved_config
+
+        try:
+            return saved_config(args.checkpoint)
+        except CheckpointError as e:
+            raise UsageError(f"--checkpoint: {e}") from None
+    return get_preset(args.preset)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print EM / F1 / behaviour, overall and per question type.
+
+    Every evaluation goes through the harness (:func:`research_agents.eval.harness.run_suite`):
+    ``--suite`` / ``--agent`` name a suite; ``--checkpoint`` or ``--model`` alone play the
+    ``research`` agent under the checkpoint's (or ``--preset``'s) settings on ``--split``.
+    """
+    if args.agent or args.suite or args.task:
+        return _run_suite(args)
+    from research_agents.commands.runconfig import check_model
+
     if args.checkpoint:
         check_checkpoint(args.checkpoint)
     elif args.model:
         check_model(args.model, "--model")
     if args.retriever or args.data_dir:
         raise UsageError("--retriever / --data-dir go with --suite (this path uses --preset's)")
-    from research_agents.grpo.trainer import GRPOTrainer
-
-    config = get_preset(args.preset)
-    overrides: dict[str, object] = {"tensorboard": False, "steps": 0, "beta": 0.0}
-    if args.checkpoint:
-        if (Path(args.checkpoint) / "config.json").is_file():
-            # Played as trained: the checkpoint's episode rules and turn settings, its data.
-            from research_agents.grpo.checkpoint import CheckpointError, read_settings, saved_config
-
-            try:
-                saved = saved_config(args.checkpoint)
-                env, turns = read_settings(args.checkpoint)
-            except CheckpointError as e:
-                raise UsageError(f"--checkpoint: {e}") from None
-            config = config.replace(
-                **_fields_of(env),
-                **_fields_of(turns, skip=("temperature",)),  # evaluation decodes greedily
-                dataset=saved.dataset,
-                eval_split=saved.eval_split,
-            )
-        overrides["model"] = str(Path(args.checkpoint) / "model")
-    elif args.model:
-        overrides["model"] = args.model
-    if args.split:
-        overrides["eval_split"] = args.split
-    overrides["eval_size"] = args.limit
-    overrides["lora_rank"] = 0
-    overrides["trainable_layers"] = None
-    overrides["output_dir"] = str(Path(config.output_dir) / "eval")
-    try:
-        config = config.replace(**overrides)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    config = _played_config(args)
+    split = args.split or config.eval_split
     from research_env.resolve import resolve_dataset
 
+    dataset = config.eval_dataset or config.dataset
     try:
-        resolve_dataset(config.eval_dataset or config.dataset, config.eval_split)
+        resolve_dataset(dataset, split)
     except (ValueError, OSError) as e:
         raise UsageError(f"--split: {e}") from None
-    trainer = GRPOTrainer(config)
-    trainer._progress = not args.no_progress
-    result = trainer.evaluate()
-    print(f"{config.eval_split if not args.split else args.split}: {result.n} questions")
-    print(
-        f"EM {result.em:.3f}  F1 {result.f1:.3f}  format-ok {result.format_ok:.2f}  "
-        f"searches/q {result.searches:.2f}  answer-in-retrieval {result.answer_in_retrieval:.2f}"
+    from research_agents.eval.suites import Entry, Suite, Task
+
+    source = "checkpoint" if args.checkpoint else f"preset {args.preset}"
+    suite = Suite(
+        name=f"{'checkpoint' if args.checkpoint else args.preset}-{split}",
+        description=f"{dataset}, {split} split, the {source}'s settings",
+        tasks=(Task(Path(str(dataset)).stem, str(dataset), split, args.limit),),
+        env=config.env_settings(reward="em"),  # reported EM / F1 do not depend on it
+        generation=config.turn_settings(),  # greedy
+        seed=config.seed,
     )
-    for typ, m in result.by_type.items():
-        print(f"  {typ:16s} n={int(m['n']):4d}  EM {m['em']:.3f}  F1 {m['f1']:.3f}")
-    if args.out:
-        with Path(args.out).open("w") as f:
-            for r in result.records:
-                f.write(json.dumps(r) + "\n")
-        print(f"records: {args.out}")
-    return 0
+    model = None if args.checkpoint else (args.model or config.model)
+    entry = Entry("research", model=model, checkpoint=args.checkpoint, label=args.label)
+    return _play(args, suite, entry)
