@@ -47,6 +47,7 @@ from research_agents.generation.base import SamplingParams
 from research_agents.generation.hf import HFGenerator
 from research_agents.grpo.presets import get_preset
 from research_agents.grpo.trainer import GRPOTrainer
+from research_agents.grpo.update import keep
 from research_agents.models import SMOLLM2, load_model, load_tokenizer
 from research_agents.runtime import auto_threads, cpu_has_bf16, resolve_dtype
 
@@ -128,7 +129,7 @@ def factbook_steps(args: argparse.Namespace, out_dir: str) -> dict[str, Any]:
     def timed_update(trajs: list[Any], adv: torch.Tensor) -> dict[str, float]:
         t0 = time.perf_counter()
         out = update(trajs, adv)
-        live = [t for t, a in zip(trajs, adv.tolist()) if a != 0.0 and new._keep(t)]
+        live = [t for t, a in zip(trajs, adv.tolist()) if a != 0.0 and keep(t, new.config)]
         captured.append((live, time.perf_counter() - t0))
         return out
 

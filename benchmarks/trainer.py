@@ -206,7 +206,10 @@ class OurStep:
         )
         self.generator.eos_ids = set()  # no early stop: every completion is max_new tokens long
         self.phases = Phases()
-        trainer._micro_loss = self.phases.wrap("forward + loss", trainer._micro_loss)  # type: ignore[method-assign]
+        # Every step builds its own PolicyUpdate: time the forward + loss of all of them.
+        from research_agents.grpo.update import PolicyUpdate
+
+        PolicyUpdate._micro_loss = self.phases.wrap("forward + loss", PolicyUpdate._micro_loss)  # type: ignore[method-assign]
         trainer.optimizer.register_step_pre_hook(lambda *_: self._opt_start())
         trainer.optimizer.register_step_post_hook(lambda *_: self._opt_end())
         self._t_opt = 0.0

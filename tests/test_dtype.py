@@ -236,7 +236,7 @@ def test_tis_over_several_optimiser_steps_uses_the_trainers_old_logprobs(tmp_pat
     lp = _trainer_logp(trainer, trajs)
     out = trainer._update(trajs, torch.tensor([1.0, -1.0] * (len(trajs) // 2)))  # type: ignore[attr-defined]
     assert out["grpo/updates"] == 4
-    stored = trainer._trainer_old  # type: ignore[attr-defined]
+    stored = trainer.last_update.trainer_old  # type: ignore[attr-defined]
     assert len(stored) == len(trajs)
     for t, want in zip(trajs, lp):
         assert torch.allclose(stored[id(t)], want, atol=1e-5)

@@ -115,9 +115,10 @@ def test_truncated_trajectories_are_masked(tmp_path: Path) -> None:
     t_fail = Trajectory(
         prompt_ids=[1], response_ids=[3], loss_mask=[1], old_logprobs=[-1.0], retrieval_failed=True
     )
-    assert [trainer._keep(t) for t in (t_ok, t_cut, t_fail)] == [True, False, False]
-    trainer.config = trainer.config.replace(mask_truncated=False)
-    assert trainer._keep(t_cut)
+    from research_agents.grpo.update import keep
+
+    assert [keep(t, trainer.config) for t in (t_ok, t_cut, t_fail)] == [True, False, False]
+    assert keep(t_cut, trainer.config.replace(mask_truncated=False))
 
 
 def _train_cmd(out: Path, steps: int, *extra: str) -> list[str]:

@@ -10,6 +10,7 @@ Read in this order:
 * :mod:`.advantages`: group-normalised advantages;
 * :mod:`.loss`: the clipped per-token loss, k3 KL, entropy bonus, aggregations;
 * :mod:`.policy`: per-token log-probs of a causal LM; freezing lower layers;
+* :mod:`.update`: one policy update (mini-batches, micro-batches, the log-prob correction);
 * :mod:`.trainer`: the loop (sample, roll out, update, log, checkpoint);
 * the rest: :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.evaluation`, :mod:`.plot`,
   :mod:`.distributed`, reward shaping and guards.
