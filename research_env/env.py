@@ -30,14 +30,13 @@ from research_env.resolve import (
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.closed import PerExampleRetriever
 from research_env.rewards import RewardFn, get_reward_fn, score_answer
-from research_env.spaces import UnicodeText
+from research_env.spaces import MAX_TEXT, UnicodeText
 from research_env.templates import ChatTokenizer, PromptTemplate, get_template
 
 if TYPE_CHECKING:
     from research_env.toolcall import ToolCallFormat
 
 ObsType = dict[str, str]
-MAX_TEXT = 1 << 24  # the largest observation / action string the spaces admit (16 Mi chars)
 DEFAULT_EOS_TEXT = "<|im_end|>"  # ChatML's end of turn (SmolLM2, Qwen2.5 instruct)
 
 

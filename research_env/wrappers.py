@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol, SupportsFloat, TypedDict, TypeVar, cast
 
 import gymnasium as gym
@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
-from research_env.spaces import UnicodeText
+from research_env.spaces import Conversation, Message
 from research_env.templates import PromptTemplate
 
 __all__ = [
@@ -56,10 +56,6 @@ __all__ = [
 
 ObsT = TypeVar("ObsT")
 
-Message = dict[str, str]
-"""One chat message: ``{"role": ..., "content": ...}``."""
-
-_MAX_TEXT = 1 << 24  # as research_env.env.MAX_TEXT: the longest string the spaces admit
 _OBS_KEYS = ("prompt", "observation", "question")
 
 
@@ -214,126 +210,6 @@ class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.Recor
 
 
 # --------------------------------------------------------------------------------- chat messages
-class Conversation(spaces.Space[list[Message]]):
-    """Lists of chat messages: ``{"role": r, "content": c}`` with ``r`` in ``roles``.
-
-    Every message has exactly the keys ``role`` and ``content``; contents are strings of at
-    most ``max_length`` characters. ``sample()`` draws up to 6 messages with random roles and
-    :class:`~research_env.spaces.UnicodeText` contents. Not flattenable.
-
-    Args:
-        roles: The admitted roles.
-        max_length: The longest admitted content.
-        seed: Seed for the sampling PRNG.
-
-    Examples:
-        >>> space = Conversation(("system", "user", "assistant"))
-        >>> [{"role": "user", "content": "Hi"}] in space
-        True
-        >>> [{"role": "tool", "content": "Hi"}] in space  # not an admitted role
-        False
-        >>> ({"role": "user", "content": ""},) in space  # a tuple, not a list
-        False
-    """
-
-    def __init__(
-        self,
-        roles: Sequence[str] = ("system", "user", "assistant", "tool"),
-        max_length: int = _MAX_TEXT,
-        seed: int | np.random.Generator | None = None,
-    ) -> None:
-        if not roles or not all(isinstance(r, str) and r for r in roles):
-            raise ValueError(f"expected a non-empty sequence of role names, got {roles!r}")
-        self.roles = tuple(roles)
-        self._text = UnicodeText(max_length)
-        self.max_length = self._text.max_length
-        super().__init__(dtype=None, seed=seed)
-
-    @property
-    def is_np_flattenable(self) -> bool:
-        """Always ``False``: conversations have no fixed-size array form."""
-        return False
-
-    def sample(self, mask: Any | None = None, probability: Any | None = None) -> list[Message]:
-        """Draw a random conversation (see the class docstring).
-
-        Args:
-            mask: Not supported; must be ``None``.
-            probability: Not supported; must be ``None``.
-
-        Returns:
-            A conversation in this space.
-
-        Raises:
-            ValueError: If ``mask`` or ``probability`` is given.
-        """
-        if mask is not None or probability is not None:
-            raise ValueError("Conversation.sample() supports neither mask nor probability")
-        n = int(self.np_random.integers(0, 7))
-        roles = self.np_random.integers(0, len(self.roles), size=n)
-        self._text.seed(int(self.np_random.integers(2**31)))  # contents follow this space's seed
-        return [{"role": self.roles[int(r)], "content": self._text.sample()} for r in roles]
-
-    def contains(self, x: Any) -> bool:
-        """Whether ``x`` is a list of well-formed messages.
-
-        Args:
-            x: Any object.
-
-        Returns:
-            ``True`` if ``x`` belongs to the space.
-        """
-        return isinstance(x, list) and all(
-            isinstance(m, dict)
-            and m.keys() == {"role", "content"}
-            and m["role"] in self.roles
-            and m["content"] in self._text
-            for m in x
-        )
-
-    def to_jsonable(self, sample_n: Iterable[list[Message]]) -> list[list[Message]]:
-        """Convert a batch of samples to JSON-able data (they already are).
-
-        Args:
-            sample_n: Samples from this space.
-
-        Returns:
-            The samples as a list.
-        """
-        return [[dict(m) for m in conv] for conv in sample_n]
-
-    def from_jsonable(self, sample_n: list[Any]) -> list[list[Message]]:
-        """Convert JSON data back to samples.
-
-        Args:
-            sample_n: Conversations, as produced by :meth:`to_jsonable`.
-
-        Returns:
-            The samples as a list.
-
-        Raises:
-            ValueError: If an element is not a conversation of this space.
-        """
-        out = [[dict(m) for m in conv] for conv in sample_n]
-        for i, conv in enumerate(out):
-            if conv not in self:
-                raise ValueError(f"sample {i} is not a conversation of {self!r}: {conv!r:.200}")
-        return out
-
-    def __repr__(self) -> str:
-        return f"Conversation(roles={self.roles}, max_length={self.max_length})"
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Conversation)
-            and other.roles == self.roles
-            and other.max_length == self.max_length
-        )
-
-    def __hash__(self) -> int:
-        return hash((Conversation, self.roles, self.max_length))
-
-
 def _search_qa_template(env: gym.Env[Any, Any], wrapper: str) -> PromptTemplate:
     template = getattr(env.unwrapped, "template", None)
     if not isinstance(template, PromptTemplate):
