@@ -1,4 +1,11 @@
-"""SearchQA-v0: question answering by interleaving generated text with search."""
+"""SearchQA-v0: question answering by interleaving generated text with search.
+
+The module is longer than our ~400-line rule, for one stated reason: a third of it is the
+class docstring, which is the env card (``docs/env.md`` is generated from it, as Gymnasium's
+toy-text envs document themselves). The code itself is the reset / step logic; the episode's
+bookkeeping is in :mod:`.episode`, the rules of each paper in :mod:`.protocols`, the settings in
+:mod:`.settings`.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,11 @@ result is the same as running them).
 Under ``torchrun`` / ``accelerate launch`` each rank plays a share of the step's groups and the
 gradients are summed, so the update is the single-process update over the whole batch (see
 :mod:`.distributed`); rank 0 alone logs, evaluates and writes checkpoints.
+
+Each part of a step has its own module (:mod:`.rollout`, :mod:`.advantages`, :mod:`.update`,
+:mod:`.metrics`, :mod:`.guards`, :mod:`.checkpoint`); this one is the loop and the run's state
+(model, optimiser, envs, generator, logger), which is why it is longer than ~400 lines: setting
+that state up (LoRA, frozen layers, bf16 sampler copy, reference model, resume) is most of it.
 """
 
 from __future__ import annotations
