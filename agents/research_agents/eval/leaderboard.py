@@ -1,11 +1,12 @@
-"""Store results as JSON, and render them as a Markdown leaderboard and a bar chart.
+"""The leaderboard: stored results rendered as Markdown tables, and a suite's rows run.
 
-Results live in ``<results_dir>/<suite>/<slug>.json`` (with the per-question records beside
-them in ``<slug>.jsonl``). :func:`render_markdown` ranks, for each suite, the stored rows
-**within groups of equal protocol hash**: rows measured under different protocols (other
-questions, retriever, ``top_k``, template, budgets, decoding, judge...) are never ranked in one
-table; each extra group says which protocol fields differ. :func:`plot_results` draws EM with
-its 95% interval per row, one panel per group.
+Results live in ``<results_dir>/<suite>/<slug>.json`` (:mod:`.results_store`, with the
+per-question records beside them in ``<slug>.jsonl``). :func:`render_markdown` ranks, for each
+suite, the stored rows **within groups of equal protocol hash** (:mod:`.grouping`): rows
+measured under different protocols (other questions, retriever, ``top_k``, template, budgets,
+decoding, judge...) are never ranked in one table; each extra group says which protocol fields
+differ. :func:`~research_agents.eval.chart.plot_results` draws EM with its 95% interval per
+row, one panel per group. :func:`run_leaderboard` plays a suite's entries and stores them.
 
 The rendering reads only deterministic fields (no dates, timings or commits), so regenerating
 it from the same results gives the same bytes.
@@ -18,7 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from research_agents.eval.chart import plot_results
+from research_agents.eval.grouping import metric, protocol_differences, protocol_groups
 from research_agents.eval.harness import SuiteResult
+from research_agents.eval.results_store import load_results, result_path, save_result
 from research_agents.eval.suites import Entry, Suite
 from research_env.data.factbook.qa import MULTI_HOP_TYPES, QUESTION_TYPES, SINGLE_HOP_TYPES
 
@@ -45,84 +49,6 @@ _SOURCE = {
 """How the retriever was identified (``protocol.retriever.source``), as the page says it."""
 
 
-def result_path(results_dir: str | Path, suite: str, slug: str) -> Path:
-    """Where the result of row ``slug`` of ``suite`` is stored."""
-    return Path(results_dir) / suite / f"{slug}.json"
-
-
-def save_result(result: SuiteResult, results_dir: str | Path) -> Path:
-    """Write ``result`` (JSON) and its records (JSONL) under ``results_dir``; return the JSON."""
-    path = result_path(results_dir, result.suite, result.slug)
-    result.write(path)
-    if any(t.records for t in result.tasks.values()):
-        result.write_records(path.with_suffix(".jsonl"))
-    return path
-
-
-def load_results(results_dir: str | Path, suite: str | None = None) -> list[SuiteResult]:
-    """Every stored result (of ``suite``, or of all suites), in path order.
-
-    Raises:
-        ValueError: If a JSON file there is not a result (naming the file).
-    """
-    root = Path(results_dir)
-    folders = [root / suite] if suite else sorted(p for p in root.glob("*") if p.is_dir())
-    out: list[SuiteResult] = []
-    for folder in folders:
-        for path in sorted(folder.glob("*.json")):
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
-            out.append(SuiteResult.from_json(data, where=str(path)))
-    return out
-
-
-# ------------------------------------------------------------------------------ grouping
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: obj}
-
-
-def protocol_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The dotted names of the protocol fields where ``a`` and ``b`` differ.
-
-    Examples:
-        >>> protocol_differences({"env": {"top_k": 3, "max_turns": 2}},
-        ...                      {"env": {"top_k": 5, "max_turns": 2}})
-        ['env.top_k']
-    """
-    fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
-
-
-def _groups(results: Sequence[SuiteResult]) -> list[list[SuiteResult]]:
-    """Rows grouped by protocol hash; the biggest group first, then by hash."""
-    by_hash: dict[str, list[SuiteResult]] = {}
-    for r in results:
-        by_hash.setdefault(r.protocol_hash, []).append(r)
-    groups = sorted(by_hash.values(), key=lambda g: (-len(g), g[0].protocol_hash))
-    return [_ranked(g) for g in groups]
-
-
-def _metric(r: SuiteResult, name: str) -> float | None:
-    values = [t.summary.metrics.get(name) for t in r.tasks.values()]
-    if not values or any(v is None for v in values):
-        return None
-    return sum(float(v) for v in values if v is not None) / len(values)
-
-
-def _ranked(group: list[SuiteResult]) -> list[SuiteResult]:
-    def key(r: SuiteResult) -> tuple[float, float, str]:
-        return (-(_metric(r, "em") or 0.0), -(_metric(r, "f1") or 0.0), r.label)
-
-    return sorted(group, key=key)
-
-
 # ------------------------------------------------------------------------------ markdown
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
@@ -130,7 +56,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def _with_ci(r: SuiteResult, name: str) -> str:
     if len(r.tasks) != 1:
-        return _fmt(_metric(r, name))
+        return _fmt(metric(r, name))
     task = next(iter(r.tasks.values()))
     value, ci = task.summary.metrics.get(name), task.summary.ci.get(name)
     if value is None:
@@ -222,7 +148,7 @@ def _table(group: Sequence[SuiteResult]) -> list[str]:
     # where a row has searches per type and the table has both kinds of question
     per_type = [m for r in group for t in r.tasks.values() for m in t.summary.by_type.values()]
     hops = bool(set(types) & set(MULTI_HOP_TYPES)) and any("searches" in m for m in per_type)
-    has_judge = any(_metric(r, "judge") is not None for r in group)
+    has_judge = any(metric(r, "judge") is not None for r in group)
     header = ["#", "agent", "model", "EM [95% CI]", "F1", "sub-EM"]
     if has_judge:
         header.append("judge")
@@ -238,18 +164,18 @@ def _table(group: Sequence[SuiteResult]) -> list[str]:
             r.label,
             _model_cell(r),
             _with_ci(r, "em"),
-            _fmt(_metric(r, "f1")),
-            _fmt(_metric(r, "sub_em")),
+            _fmt(metric(r, "f1")),
+            _fmt(metric(r, "sub_em")),
         ]
         if has_judge:
-            cells.append(_fmt(_metric(r, "judge")))
+            cells.append(_fmt(metric(r, "judge")))
         cells += [
-            _fmt(_metric(r, "format_ok"), 2),
-            _fmt(_metric(r, "answered"), 2),
-            _fmt(_metric(r, "searches"), 2),
+            _fmt(metric(r, "format_ok"), 2),
+            _fmt(metric(r, "answered"), 2),
+            _fmt(metric(r, "searches"), 2),
             *([_searches_by_hops(r)] if hops else []),
-            _fmt(_metric(r, "tokens"), 1),
-            _fmt(_metric(r, "answer_in_retrieval"), 2),
+            _fmt(metric(r, "tokens"), 1),
+            _fmt(metric(r, "answer_in_retrieval"), 2),
         ]
         for name in task_names:
             task = r.tasks.get(name)
@@ -290,7 +216,7 @@ def render_markdown(
         "what a protocol covers and how to add an agent.",
     ]
     for suite in sorted(by_suite):
-        groups = _groups(by_suite[suite])
+        groups = protocol_groups(by_suite[suite])
         heading = f"## Suite `{suite}`"
         if descriptions and suite in descriptions:
             heading += f": {descriptions[suite]}"
@@ -317,70 +243,6 @@ def render_markdown(
                 ]
             out += ["", *_table(group)]
     return "\n".join(out) + "\n"
-
-
-# ------------------------------------------------------------------------------ chart
-def plot_results(results: Sequence[SuiteResult], path: str | Path, title: str = "") -> Path:
-    """Bar chart of EM (with 95% intervals) and F1 per row, one panel per protocol group.
-
-    Args:
-        results: Results of one suite.
-        path: Where the PNG goes.
-        title: Figure title.
-
-    Raises:
-        ValueError: If there are no results.
-    """
-    if not results:
-        raise ValueError("expected at least one result to plot, got 0")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = _groups(results)
-    heights = [max(len(g), 1) * 0.45 + 1.0 for g in groups]
-    fig, axes = plt.subplots(
-        len(groups),
-        1,
-        figsize=(8, sum(heights)),
-        squeeze=False,
-        gridspec_kw={"height_ratios": heights},
-    )
-    for ax, group in zip(axes[:, 0], groups):
-        labels = [r.label for r in group][::-1]
-        em = [_metric(r, "em") or 0.0 for r in group][::-1]
-        f1 = [_metric(r, "f1") or 0.0 for r in group][::-1]
-        lows, highs = [], []
-        for r, value in zip(group[::-1], em):
-            ci = next(iter(r.tasks.values())).summary.ci.get("em") if len(r.tasks) == 1 else None
-            lows.append(value - ci[0] if ci else 0.0)
-            highs.append(ci[1] - value if ci else 0.0)
-        y = list(range(len(group)))
-        ax.barh(
-            [v + 0.2 for v in y],
-            em,
-            height=0.4,
-            xerr=[lows, highs],
-            capsize=3,
-            label="EM (95% CI)",
-            color="#3b75af",
-        )
-        ax.barh([v - 0.2 for v in y], f1, height=0.4, label="F1", color="#ef8636")
-        ax.set_yticks(y)
-        ax.set_yticklabels(labels, fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_title(f"protocol {group[0].protocol_hash}", fontsize=9)
-        ax.legend(loc="lower right", fontsize=8)
-    axes[-1, 0].set_xlabel("score")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return out
 
 
 # ------------------------------------------------------------------------------ running
@@ -444,7 +306,7 @@ def run_leaderboard(
                 continue
             saved = save_result(result, results_dir)
             ran.append(str(saved))
-            em = _metric(result, "em")
+            em = metric(result, "em")
             log(f"{entry.display()}: EM {_fmt(em)} -> {saved} ({result.timing['seconds']} s)")
     out: dict[str, Any] = {"ran": ran, "skipped": skipped, "markdown": None, "charts": []}
     if markdown is not None:
