@@ -33,9 +33,9 @@ from research_agents.grpo.checkpoint import (  # noqa: E402
     remove_orphans,
     saved_config,
 )
-from research_agents.grpo.metrics import MetricsLogger, read_metrics  # noqa: E402
 from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.grpo.trainer import GRPOTrainer  # noqa: E402
+from research_agents.grpo.training_log import MetricsLogger, read_metrics  # noqa: E402
 
 from research_env.cli import main as cli_main  # noqa: E402
 

@@ -20,8 +20,8 @@ pytest.importorskip("transformers")
 from research_agents.grpo.checkpoint import read_trainer_state  # noqa: E402
 from research_agents.grpo.config import GRPOConfig  # noqa: E402
 from research_agents.grpo.distributed import Dist, init_distributed  # noqa: E402
-from research_agents.grpo.metrics import read_metrics  # noqa: E402
 from research_agents.grpo.presets import get_preset  # noqa: E402
+from research_agents.grpo.training_log import read_metrics  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent

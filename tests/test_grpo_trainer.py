@@ -17,9 +17,9 @@ pytest.importorskip("transformers")
 
 from research_agents.grpo.checkpoint import read_step  # noqa: E402
 from research_agents.grpo.config import GRPOConfig  # noqa: E402
-from research_agents.grpo.metrics import read_metrics  # noqa: E402
 from research_agents.grpo.presets import get_preset  # noqa: E402
 from research_agents.grpo.trainer import GRPOTrainer  # noqa: E402
+from research_agents.grpo.training_log import read_metrics  # noqa: E402
 
 from research_env.cli import main as cli_main  # noqa: E402
 

@@ -12,7 +12,7 @@ Read in this order:
 * :mod:`.policy`: per-token log-probs of a causal LM; freezing lower layers;
 * :mod:`.update`: one policy update (mini-batches, micro-batches, the log-prob correction);
 * :mod:`.trainer`: the loop (sample, roll out, update, log, checkpoint);
-* the rest: :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.evaluation`, :mod:`.plot`,
+* the rest: :mod:`.checkpoint`, :mod:`.training_log`, :mod:`.evaluation`, :mod:`.plot`,
   :mod:`.distributed`, reward shaping and guards.
 
 Importing this package imports nothing heavy; torch is imported by the modules that need it.

@@ -19,7 +19,7 @@ gradients are summed, so the update is the single-process update over the whole 
 :mod:`.distributed`); rank 0 alone logs, evaluates and writes checkpoints.
 
 Each part of a step has its own module (:mod:`.rollout`, :mod:`.advantages`, :mod:`.update`,
-:mod:`.metrics`, :mod:`.guards`, :mod:`.checkpoint`); this one is the loop and the run's state
+:mod:`.training_log`, :mod:`.guards`, :mod:`.checkpoint`); this one is the loop and the run's state
 (model, optimiser, envs, generator, logger), which is why it is longer than ~400 lines: setting
 that state up (LoRA, frozen layers, bf16 sampler copy, reference model, resume) is most of it.
 """
@@ -47,15 +47,15 @@ from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.distributed import init_distributed
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
 from research_agents.grpo.guards import CollapseGuard, collapse_metrics
-from research_agents.grpo.metrics import (
+from research_agents.grpo.plot import plot_curves
+from research_agents.grpo.policy import freeze_lower_layers
+from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout
+from research_agents.grpo.training_log import (
     MetricsLogger,
     episode_columns,
     episode_metrics,
     read_metrics,
 )
-from research_agents.grpo.plot import plot_curves
-from research_agents.grpo.policy import freeze_lower_layers
-from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout
 from research_agents.grpo.update import PolicyUpdate
 
 if TYPE_CHECKING:
