@@ -6,8 +6,8 @@ from research_env.data.types import Passage, QAExample
 from research_env.env import SearchQAEnv
 from research_env.retrieval.base import RetrievalError, Retriever
 from research_env.retrieval.bm25 import BM25Retriever
-from research_env.retrieval.cache import CachedRetriever
 from research_env.retrieval.closed import ClosedCorpusRetriever
+from research_env.retrieval.result_cache import CachedRetriever
 from research_env.vector import SearchQAVectorEnv
 
 CORPUS = [

@@ -176,7 +176,7 @@ class TinyBM25:
             [str(config.k1), str(config.b), str(config.title_weight)]
             + [part for p in self.passages for part in (p.id, p.title, p.text)]
         )
-        """Identifies the index (passages and settings), for :mod:`research_env.retrieval.cache`."""
+        """Identifies the index (passages, settings) for :mod:`.result_cache`."""
         docs = [
             tokenize(" ".join([p.title] * config.title_weight + [p.text])) for p in self.passages
         ]
