@@ -4,8 +4,9 @@
 passages, turns, which prompt and reward); :class:`TurnSettings` holds how an agent writes each
 turn (token budgets, sampling, forced prefixes). The GRPO trainer's config, the evaluation
 suites, the LLM baselines, the TRL route and the SB3 choice env all take their values from these
-two classes, and a checkpoint's ``config.json`` is read back into them by one function
-(``research_agents.grpo.checkpoint.read_settings``).
+two classes, and a checkpoint's ``config.json`` is read back into them through the
+``GRPOConfig`` it holds (``research_agents.grpo.checkpoint.saved_config``, then
+``env_settings()`` / ``turn_settings()``).
 
 An ``EnvSettings`` field left at ``None`` means "the protocol's value", exactly as the env's own
 keyword does: ``EnvSettings(protocol="research").resolved().top_k`` is ReSearch's 5.

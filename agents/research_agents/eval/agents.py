@@ -76,13 +76,13 @@ def _checkpoint_details(
 ) -> dict[str, Any]:
     details: dict[str, Any] = {"path": str(path)}
     if (path / "config.json").is_file():
-        from research_agents.grpo.checkpoint import read_settings, saved_config
+        from research_agents.grpo.checkpoint import saved_config
 
         config = saved_config(path)
         details["preset_model"] = config.model
         details["trained_steps_budget"] = config.steps
-        trained_env, trained_turns = read_settings(path)
-        trained = _settings_dict(trained_env.resolved()) | _settings_dict(trained_turns)
+        trained = _settings_dict(config.env_settings().resolved())
+        trained |= _settings_dict(config.turn_settings())
         suite_env = (env_settings or EnvSettings()).resolved()
         suite = _settings_dict(suite_env) | _settings_dict(generation)
         details["trained_settings"] = {k: _jsonable(v) for k, v in trained.items()}

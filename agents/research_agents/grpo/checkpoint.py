@@ -42,7 +42,6 @@ from research_env.commands import UsageError
 if TYPE_CHECKING:
     from research_agents.grpo.config import GRPOConfig
     from research_agents.grpo.trainer import GRPOTrainer
-    from research_env.settings import EnvSettings, TurnSettings
 
 CHECKPOINT = "checkpoint"
 """The checkpoint folder's name inside a run's ``output_dir``."""
@@ -374,20 +373,6 @@ def saved_config(path: str | Path) -> GRPOConfig:
         return GRPOConfig(**{k: v for k, v in data.items() if k in names})
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{file}: not a valid run config ({_one_line(e)})") from None
-
-
-def read_settings(path: str | Path) -> tuple[EnvSettings, TurnSettings]:
-    """The episode rules and turn settings checkpoint ``path`` was trained with.
-
-    Everything that plays a checkpoint (``searchqa eval --checkpoint``, a leaderboard entry, the
-    baselines) reads them here. The turn settings are greedy (``temperature=0``), as evaluation
-    decodes.
-
-    Raises:
-        CheckpointError: If ``config.json`` is missing, unreadable or not a valid config.
-    """
-    config = saved_config(path)
-    return config.env_settings(), config.turn_settings()
 
 
 def _conflicts(requested: GRPOConfig, saved: GRPOConfig, names: Iterable[str]) -> list[str]:
