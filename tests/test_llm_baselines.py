@@ -253,11 +253,7 @@ def test_research_agent_reproduces_evaluate_policy(setting: str, tiny: tuple[Any
         tok,
         indices,
         stop=stop,
-        max_new_tokens=cfg.max_new_tokens,
-        max_response_tokens=cfg.max_response_tokens,
-        response_prefix=cfg.response_prefix,
-        turn_prefix=cfg.turn_prefix,
-        final_prefix=cfg.final_prefix,
+        turns=cfg,  # an LLMAgentConfig is a TurnSettings
     )
     env = _parity_env(tok, 4)
     agent = make_agent("research", HFGenerator(model, tok), tok, env=env, config=cfg)

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
 from research_agents.grpo.presets import get_preset
 from research_env.data.factbook.qa import SINGLE_HOP_TYPES
@@ -68,25 +67,6 @@ def most_searches(r: EvalResult) -> dict[str, Any] | None:
     if not r.records:
         return None
     return max(r.records, key=lambda x: (x["searches"], x["em"], x["type"] == "bridge"))
-
-
-def _evaluate(
-    config: GRPOConfig, generator: Any, tokenizer: Any, env: Any, indices: list[int]
-) -> EvalResult:
-    """Greedy play of ``indices`` with ``config``'s turn settings (the protocol of both rows)."""
-    turns = config.turn_settings()
-    return evaluate_policy(
-        env,
-        generator,
-        tokenizer,
-        indices,
-        stop=env.envs[0].stop_strings,
-        max_new_tokens=turns.max_new_tokens,
-        max_response_tokens=turns.max_response_tokens,
-        response_prefix=turns.response_prefix,
-        turn_prefix=turns.turn_prefix,
-        final_prefix=turns.final_prefix,
-    )
 
 
 def _train(trainer: Any, label: str) -> float:
@@ -148,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer=trainer.tokenizer,
         **stage2.env_settings(reward="em").env_kwargs(),
     )
+    turns = stage2.turn_settings()  # the protocol of both rows (greedy)
     examples = env.envs[0].examples
     pool = [i for i, e in enumerate(examples) if e.metadata.get("type") in DEMO_TYPES]
     subset = [
@@ -160,7 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     t = time.perf_counter()
-    before = _evaluate(stage2, trainer.generator, trainer.tokenizer, env, subset)
+    before = evaluate_policy(
+        env,
+        trainer.generator,
+        trainer.tokenizer,
+        subset,
+        stop=env.envs[0].stop_strings,
+        turns=turns,
+    )
     print(
         f"zero-shot: EM {before.em:.3f}  F1 {before.f1:.3f}  ({time.perf_counter() - t:.0f} s)",
         flush=True,
@@ -174,7 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {steps} steps in {train_s:.0f} s", flush=True)
 
     t = time.perf_counter()
-    after = _evaluate(stage2, trainer.generator, trainer.tokenizer, env, subset)
+    after = evaluate_policy(
+        env,
+        trainer.generator,
+        trainer.tokenizer,
+        subset,
+        stop=env.envs[0].stop_strings,
+        turns=turns,
+    )
     print(f"after GRPO: EM {after.em:.3f}  F1 {after.f1:.3f}  ({time.perf_counter() - t:.0f} s)\n")
     results = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {steps} steps (2 stages)", after)]
     print(table(results))

@@ -11,6 +11,7 @@ import numpy as np
 
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.rollout import Trajectory, rollout
+from research_env.settings import TurnSettings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -118,18 +119,16 @@ def evaluate_policy(
     indices: Sequence[int],
     *,
     stop: tuple[str, ...],
-    max_new_tokens: int = 64,
-    max_response_tokens: int = 512,
-    response_prefix: str = "",
-    turn_prefix: str = "",
-    final_prefix: str = "",
+    turns: TurnSettings,
     on_chunk: Callable[[int], object] | None = None,
 ) -> EvalResult:
     """Play each question once with greedy decoding and summarise EM / F1 / behaviour.
 
-    ``on_chunk(n)`` is called after each batch of ``n`` questions (a progress bar's update).
+    ``turns`` gives the token budgets and forced prefixes (its sampling fields are not used:
+    decoding is greedy). ``on_chunk(n)`` is called after each batch of ``n`` questions (a
+    progress bar's update).
     """
-    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, stop=stop)
+    params = SamplingParams(max_new_tokens=turns.max_new_tokens, temperature=0.0, stop=stop)
     trajs: list[Trajectory] = []
     for start in range(0, len(indices), vec.num_envs):
         chunk = indices[start : start + vec.num_envs]
@@ -139,10 +138,10 @@ def evaluate_policy(
             tokenizer,
             chunk,
             params,
-            response_prefix=response_prefix,
-            turn_prefix=turn_prefix,
-            final_prefix=final_prefix,
-            max_response_tokens=max_response_tokens,
+            response_prefix=turns.response_prefix,
+            turn_prefix=turns.turn_prefix,
+            final_prefix=turns.final_prefix,
+            max_response_tokens=turns.max_response_tokens,
         )
         trajs.extend(out)
         if on_chunk is not None:

@@ -509,11 +509,7 @@ class GRPOTrainer:
                 self.tokenizer,
                 indices,
                 stop=self.stop,
-                max_new_tokens=self.config.max_new_tokens,
-                max_response_tokens=self.config.max_response_tokens,
-                response_prefix=self.config.response_prefix,
-                turn_prefix=self.config.turn_prefix,
-                final_prefix=self.config.final_prefix,
+                turns=self.config.turn_settings(),
                 on_chunk=bar.update,
             )
 
