@@ -192,9 +192,8 @@ def rollout(
 
         actions: dict[int, str] = {}
         for i, gen in zip(active, gens):
-            before = trajs[i].num_generated
             actions[i] = stepper.take(trajs[i], prefixes[i], gen, budgets[i], eos_suffix[i])
-            stats.generated_tokens += trajs[i].num_generated - before
+            stats.generated_tokens += min(len(gen.token_ids), budgets[i])  # what take() kept
 
         t0 = time.perf_counter()
         results = vec.step_some(actions)
