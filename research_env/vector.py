@@ -36,7 +36,8 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
     Args:
         num_envs: How many episodes run side by side.
         **kwargs: Any :class:`~research_env.env.SearchQAEnv` argument; the retriever is
-            resolved once and shared by all sub-envs (absent or ``None``: ``"bm25"``).
+            resolved once and shared by all sub-envs (absent or ``None``: the env's default for
+            the dataset, as for a single ``SearchQAEnv``).
 
     Observations are a dict of tuples (one string per sub-env); actions a sequence of
     ``num_envs`` strings; rewards, terminations and truncations arrays; infos Gymnasium's
@@ -49,8 +50,14 @@ class SearchQAVectorEnv(VectorEnv[BatchObs, Sequence[str], npt.NDArray[Any]]):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"expected num_envs >= 1, got {num_envs!r}")
         kwargs.pop("render_mode", None)
-        self.retriever: Retriever = resolve_retriever(kwargs.pop("retriever", None) or "bm25")
-        self.envs = [SearchQAEnv(retriever=self.retriever, **kwargs) for _ in range(num_envs)]
+        spec = kwargs.pop("retriever", None)
+        # No retriever named: the first sub-env picks the env's own default for the dataset
+        # (research_env.resolve.default_retriever), and the others share it.
+        first = SearchQAEnv(retriever=None if spec is None else resolve_retriever(spec), **kwargs)
+        self.retriever: Retriever = first.retriever
+        self.envs = [first] + [
+            SearchQAEnv(retriever=self.retriever, **kwargs) for _ in range(num_envs - 1)
+        ]
         self.num_envs = num_envs
         self.top_k = self.envs[0].top_k
         self.single_observation_space = self.envs[0].observation_space

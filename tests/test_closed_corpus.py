@@ -160,6 +160,21 @@ def test_vector_env_batches_per_question(hotpot_jsonl):
         )
 
 
+def test_vector_env_without_a_retriever_picks_what_a_single_env_picks(hotpot_jsonl):
+    """No retriever named: the vector env uses the env's default for the dataset (closed
+    corpus for questions that carry their passages), never the Factbook BM25 index."""
+    single = SearchQAEnv(dataset=str(hotpot_jsonl), max_turns=3)
+    vec = SearchQAVectorEnv(2, dataset=str(hotpot_jsonl), max_turns=3)
+    assert type(vec.retriever) is type(single.retriever)
+    assert not isinstance(vec.retriever, BM25Retriever)
+    assert all(e.retriever is vec.retriever for e in vec.envs)
+    _, started = vec.reset(seed=0)
+    _, _, _, _, infos = vec.step([SEARCH.format("born river")] * 2)
+    for i in range(2):
+        assert infos["retrieved_ids"][i]
+        assert own_ids({"retrieved_ids": infos["retrieved_ids"][i]}, started["question_id"][i])
+
+
 def test_layouts_give_the_same_passages():
     hotpot = QAExample("q", "?", ["a"], {"context": [["T1", ["A b.", " C d."]], ["T2", ["E."]]]})
     hf = QAExample(
