@@ -6,61 +6,19 @@ train --preset NAME`` starts from one. Each preset's comment says where its numb
 
 from __future__ import annotations
 
+from typing import Any
+
 from research_agents.grpo.config import GRPOConfig
 from research_env.data.factbook.qa import SINGLE_HOP_TYPES
 
-PRESETS: dict[str, GRPOConfig] = {
-    # ReSearch's hyper-parameters (Qwen2.5-7B, 8 GPUs) on our env: for GPU users.
-    "research": GRPOConfig(
-        model="Qwen/Qwen2.5-7B-Instruct",
-        generator="vllm",
-        dtype="bfloat16",
-        template="research_instruct",
-        reward="research",
-        top_k=5,
-        max_turns=64,
-        max_new_tokens=8192,
-        max_response_tokens=8192,
-        questions_per_step=256,
-        group_size=5,
-        # verl's ppo_mini_batch_size=256 counts prompts: 256 x 5 = the whole batch, so one
-        # optimiser update per batch, all on-policy (docs/fidelity.md).
-        mini_batch_size=1280,
-        epochs=1,
-        eps_low=0.2,
-        eps_high=0.2,
-        beta=0.001,
-        kl_clamp=10.0,
-        entropy_coef=0.001,
-        weight_decay=0.01,
-        mask_truncated=False,
-        lr=1e-6,
-        temperature=1.0,
-        top_p=1.0,
-        steps=2000,
-        last_turn="normal",
-        protocol="research",
-        max_prompt_tokens=512,
-    ),
-}
-"""Named configurations (see :func:`get_preset`)."""
-
-# Search-R1's GRPO script (train_grpo.sh, Qwen2.5-3B, 8 GPUs) on our env: for GPU users.
-PRESETS["searchr1"] = GRPOConfig(
-    model="Qwen/Qwen2.5-3B",
+# What ReSearch's and Search-R1's GRPO scripts share (both are verl recipes on 8 GPUs): a bf16
+# vLLM sampler, groups of 5, one clipped epoch (eps 0.2) with a small k3 KL and entropy bonus, no
+# masking of truncated responses, lr 1e-6 and plain sampling. Each paper's preset adds its own.
+_VERL_PAPER: dict[str, Any] = dict(
     generator="vllm",
     dtype="bfloat16",
-    template="searchr1",
-    protocol="searchr1",
-    top_k=3,
-    max_turns=3,  # max_turns=2 search turns, then the final turn without search
-    last_turn="no_search",
-    max_new_tokens=500,
-    # Their context is 4096 tokens with up to 2048 for the prompt (max_start_length).
-    max_response_tokens=2048,
-    questions_per_step=512,
     group_size=5,
-    # ppo_mini_batch_size=256 prompts x 5: two optimiser updates per batch of 512 prompts.
+    # verl's ppo_mini_batch_size=256 counts prompts: 256 x 5 (docs/fidelity.md).
     mini_batch_size=1280,
     epochs=1,
     eps_low=0.2,
@@ -71,9 +29,58 @@ PRESETS["searchr1"] = GRPOConfig(
     weight_decay=0.01,
     mask_truncated=False,
     lr=1e-6,
-    warmup_steps=286,  # lr_warmup_steps_ratio=0.285 of 1005 steps
     temperature=1.0,
     top_p=1.0,
+)
+
+# The multi-hop protocol (grpo/shaping.py; docs/results.md, "Multi-hop in two stages"): 4 turns
+# with the research_hops prompt, a bare "<" forced on the middle turns, a corrective observation
+# for an action without a closed tag, and EM less the search cost.
+_MULTIHOP: dict[str, Any] = dict(
+    template="research_hops",
+    max_turns=4,
+    turn_prefix="<",
+    invalid_action="correct",
+    reward="em",
+    reward_hook="research_agents.grpo.shaping:em_search_cost",
+)
+
+PRESETS: dict[str, GRPOConfig] = {
+    # ReSearch's hyper-parameters (Qwen2.5-7B, 8 GPUs) on our env: for GPU users.
+    "research": GRPOConfig(
+        **_VERL_PAPER,
+        model="Qwen/Qwen2.5-7B-Instruct",
+        template="research_instruct",
+        reward="research",
+        top_k=5,
+        max_turns=64,
+        max_new_tokens=8192,
+        max_response_tokens=8192,
+        # 256 prompts x 5 = 1280 = mini_batch_size: one optimiser update per batch, all on-policy.
+        questions_per_step=256,
+        steps=2000,
+        last_turn="normal",
+        protocol="research",
+        max_prompt_tokens=512,
+    ),
+}
+"""Named configurations (see :func:`get_preset`)."""
+
+# Search-R1's GRPO script (train_grpo.sh, Qwen2.5-3B, 8 GPUs) on our env: for GPU users.
+PRESETS["searchr1"] = GRPOConfig(
+    **_VERL_PAPER,
+    model="Qwen/Qwen2.5-3B",
+    template="searchr1",
+    protocol="searchr1",
+    top_k=3,
+    max_turns=3,  # max_turns=2 search turns, then the final turn without search
+    last_turn="no_search",
+    max_new_tokens=500,
+    # Their context is 4096 tokens with up to 2048 for the prompt (max_start_length).
+    max_response_tokens=2048,
+    # 512 prompts x 5 over mini-batches of 1280: two optimiser updates per batch.
+    questions_per_step=512,
+    warmup_steps=286,  # lr_warmup_steps_ratio=0.285 of 1005 steps
     steps=1005,
 )
 
@@ -121,40 +128,28 @@ PRESETS["factbook-smollm2-multihop-stage1"] = PRESETS["factbook-smollm2"].replac
     output_dir="runs/factbook-smollm2-multihop-stage1",
 )
 
-# Stage 2 starts from stage 1's weights: 4 turns, "<search>" forced on the first and
-# "<answer>\boxed{" on the last (answer-only) turn. On turns 2-3 only a bare "<" is forced:
+# Stage 2 is stage 1 continued from its weights under the multi-hop protocol: 4 turns,
+# "<search>" forced on the first and "<answer>\boxed{" on the last (answer-only) turn. On
+# turns 2-3 only a bare "<" is forced:
 # without it SmolLM2 ends its message right after a result, and the policy still writes the tag
 # itself, "search" or "answer". The research_hops prompt has no <think> (with one, the "<"
 # became <think> and prose) and shows one question answered with one search and one with two.
 # The reward is EM (F1 on aliases paid "of" for "capital of France") less 0.1 per search beyond
 # the first and per invalid action, taken only from right answers (grpo/shaping.py);
 # reward/em logs plain EM beside it.
-PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2"].replace(
+PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2-multihop-stage1"].replace(
+    **_MULTIHOP,
     model="runs/factbook-smollm2-multihop-stage1/checkpoint/model",
-    dtype="auto",
-    threads="auto",
-    template="research_hops",
-    max_turns=4,
     # top-4: the scripted one-search-per-hop rules reach 0.93-1.00 on every type of the
     # factbook-multihop suite with 4 passages per search (0.85 on three-hop with 3).
     top_k=4,
     max_response_tokens=1000,
-    turn_prefix="<",
-    # An action without a closed tag gets a corrective observation instead of ending the
-    # episode, so a bad middle turn still reaches the forced answer turn.
-    invalid_action="correct",
-    reward="em",
-    reward_hook="research_agents.grpo.shaping:em_search_cost",
     question_types=(),
     # single-hop and bridge first (most groups with a right answer are single-hop), then all
     curriculum=((0, (*SINGLE_HOP_TYPES, "bridge")), (8, ())),
-    questions_per_step=8,
-    group_size=4,
-    mini_batch_size=32,
     guard="rollback",
     steps=16,
     time_budget_s=3600,
-    eval_size=0,
     checkpoint_every=4,
     output_dir="runs/factbook-smollm2-multihop",
 )
@@ -182,12 +177,7 @@ PRESETS["tiny"] = GRPOConfig(
 
 # The tiny model under the multi-hop protocol (the demo's second stage in the tests).
 PRESETS["tiny-multihop"] = PRESETS["tiny"].replace(
-    template="research_hops",
-    max_turns=4,
-    turn_prefix="<",
-    invalid_action="correct",
-    reward="em",
-    reward_hook="research_agents.grpo.shaping:em_search_cost",
+    **_MULTIHOP,
     max_response_tokens=320,
     output_dir="runs/tiny-multihop",
 )
