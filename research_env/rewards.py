@@ -276,38 +276,17 @@ RewardFn = Callable[[RewardComponents], float]
 
 
 def em_reward(c: RewardComponents) -> float:
-    """The ``em`` preset: exact match, 1.0 or 0.0; the format is ignored.
-
-    Args:
-        c: The answer's components.
-
-    Returns:
-        The reward.
-    """
+    """The ``em`` preset: exact match, 1.0 or 0.0; the format is ignored."""
     return float(c.em)
 
 
 def f1_reward(c: RewardComponents) -> float:
-    """The ``f1`` preset: token F1; the format is ignored.
-
-    Args:
-        c: The answer's components.
-
-    Returns:
-        The reward.
-    """
+    """The ``f1`` preset: token F1; the format is ignored."""
     return float(c.f1)
 
 
 def sub_em_reward(c: RewardComponents) -> float:
-    """The ``sub_em`` preset: substring exact match; the format is ignored.
-
-    Args:
-        c: The answer's components.
-
-    Returns:
-        The reward.
-    """
+    """The ``sub_em`` preset: substring exact match; the format is ignored."""
     return float(c.sub_em)
 
 
