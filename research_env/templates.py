@@ -4,13 +4,15 @@ A :class:`PromptTemplate` renders the prompt the agent starts generating from, a
 what the environment appends to the agent's context after each action: retrieved passages,
 a retrieval error, or a corrective message after an invalid action.
 
-Three templates are built in (:data:`TEMPLATES`, :func:`get_template`):
+Five templates are built in (:data:`TEMPLATES`, :func:`get_template`):
 
 * ``research_base``: a plain-text prompt for base models, in ReSearch's style, ending with
   ``User: {question}\nAssistant:``. Answers go in ``<answer>…\boxed{…}…</answer>``; results come
   back as ``<result>…</result>``.
 * ``research_instruct``: the same instructions as a system prompt, the question as the user
   message; formatted with the tokenizer's chat template when one is given.
+* ``research_compact``: ``research_instruct`` with passages cut to 40 words (small models).
+* ``research_hops``: ``research_compact`` with a tags-only prompt for multi-hop questions.
 * ``searchr1``: Search-R1's format: results in ``<information>…</information>``, the answer in
   ``<answer> … </answer>`` without ``\boxed{}``; one user message.
 
@@ -18,17 +20,29 @@ Retrieved passages are rendered ``Doc {i} (Title: {title}) {text}`` (1-based). A
 agent's grammar recognises that appears *inside* a passage, an error message or a reason is
 defused (``<`` becomes ``&lt;``), so observations can never close their own block early or
 look like an action.
+
+The instruction texts themselves are in :mod:`research_env.builtin_prompts`. What stays here is
+one job, :class:`PromptTemplate`: rendering a prompt and formatting each kind of observation
+from the same fields. It is a little over ~400 lines because every formatter carries its
+docstring and doctest (the observation formats are part of the protocol); split, the formats
+would sit apart from the fields that drive them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from research_env.actions import STOP_STRINGS
+from research_env.builtin_prompts import (
+    HOPS_SYSTEM,
+    RESEARCH_BASE,
+    RESEARCH_SYSTEM,
+    SEARCHR1_INSTRUCTIONS,
+)
 from research_env.data.types import Passage
 from research_env.format_check import check_research_format
 
@@ -361,91 +375,28 @@ class PromptTemplate:
         )
 
 
-_RESEARCH_EXAMPLE = (
-    "For example: <think> I need the capital of France. </think> "
-    "<search> capital of France </search> <result> ... </result> "
-    "<think> The passages say it is Paris. </think> "
-    "<answer> The capital is \\boxed{Paris}. </answer>"
+_RESEARCH_INSTRUCT = PromptTemplate(
+    name="research_instruct",
+    system_prompt=RESEARCH_SYSTEM,
+    user_template="{question}",
+    use_chat_template=True,
 )
-
-_RESEARCH_BASE = (
-    "This is a conversation between a User and an Assistant. The Assistant answers the User's "
-    "question by reasoning step by step and consulting a search engine whenever it is missing "
-    "a fact. Every piece of reasoning goes inside <think> </think>. To look something up, the "
-    "Assistant writes one short query as <search> query </search>; the search engine then "
-    "returns relevant passages inside <result> </result>. It may search as many times as it "
-    "needs, reasoning again after each result. When it is confident, it gives the final answer "
-    "inside <answer> </answer>, writing the exact answer (a name, a number or a short phrase) "
-    "in \\boxed{}. " + _RESEARCH_EXAMPLE + "\n\nUser: {question}\nAssistant:"
-)
-
-_RESEARCH_SYSTEM = (
-    "You are a helpful assistant. You answer the user's question by reasoning step by step "
-    "and consulting a search engine whenever you are missing a fact. Put every piece of "
-    "reasoning inside <think> </think>. To look something up, write one short query as "
-    "<search> query </search>; the search engine then returns relevant passages inside "
-    "<result> </result>. You may search as many times as you need, reasoning again after each "
-    "result. When you are confident, give the final answer inside <answer> </answer>, writing "
-    "the exact answer (a name, a number or a short phrase) in \\boxed{}. " + _RESEARCH_EXAMPLE
-)
-
-# Tags only, no <think>: with a neutral "<" forced after each result, SmolLM2-135M picks
-# "search" or "answer" itself instead of writing prose inside <think> (docs/results.md). The
-# second example links two facts, so copying the example means searching again.
-_HOPS_SYSTEM = (
-    "You are a helpful assistant. You answer the user's question with the help of a search "
-    "engine. To look something up, write one short query as <search> query </search>; the "
-    "search engine then returns relevant passages inside <result> </result>. After each "
-    "result, either search again for the next fact you need, or, when the result holds the "
-    "answer, copy the answer from it (a name, a number or a short phrase) into \\boxed{} "
-    "inside <answer> </answer>. For example, asked 'What is the capital of Norvania?': "
-    "<search> Norvania capital </search> <result> Norvania, capital: Delmar </result> "
-    "<answer> \\boxed{Delmar} </answer> Asked 'What is the currency of the country whose "
-    "capital is Delmar?', first find the country, then its currency: <search> Delmar capital "
-    "</search> <result> Norvania, capital: Delmar </result> <search> Norvania currency "
-    "</search> <result> Norvania, currency: crown </result> <answer> \\boxed{crown} </answer>"
-)
-
-_SEARCHR1_INSTRUCTIONS = (
-    "Answer the question below. Always reason inside <think> and </think> first, including "
-    "each time you receive new information. If some knowledge is missing, you can query a "
-    "search engine by writing <search> query </search>, and the top results will be returned "
-    "between <information> and </information>. You may search as often as you like. When no "
-    "more external knowledge is needed, give only the final answer between <answer> and "
-    "</answer>, with no explanation, for example <answer> Paris </answer>. "
-    "Question: {question}\n"
-)
+# research_instruct with passages cut to 40 words: cheaper rollouts for small models.
+_RESEARCH_COMPACT = replace(_RESEARCH_INSTRUCT, name="research_compact", max_doc_words=40)
 
 TEMPLATES: dict[str, PromptTemplate] = {
     "research_base": PromptTemplate(
         name="research_base",
-        user_template=_RESEARCH_BASE,
+        user_template=RESEARCH_BASE,
     ),
-    "research_instruct": PromptTemplate(
-        name="research_instruct",
-        system_prompt=_RESEARCH_SYSTEM,
-        user_template="{question}",
-        use_chat_template=True,
-    ),
-    # research_instruct with passages cut to 40 words: cheaper rollouts for small models.
-    "research_compact": PromptTemplate(
-        name="research_compact",
-        system_prompt=_RESEARCH_SYSTEM,
-        user_template="{question}",
-        use_chat_template=True,
-        max_doc_words=40,
-    ),
-    # Multi-hop on small models: tags only, examples with one and with two searches.
-    "research_hops": PromptTemplate(
-        name="research_hops",
-        system_prompt=_HOPS_SYSTEM,
-        user_template="{question}",
-        use_chat_template=True,
-        max_doc_words=40,
-    ),
+    "research_instruct": _RESEARCH_INSTRUCT,
+    "research_compact": _RESEARCH_COMPACT,
+    # Multi-hop on small models: research_compact's format with a tags-only prompt whose
+    # examples answer with one and with two searches.
+    "research_hops": replace(_RESEARCH_COMPACT, name="research_hops", system_prompt=HOPS_SYSTEM),
     "searchr1": PromptTemplate(
         name="searchr1",
-        user_template=_SEARCHR1_INSTRUCTIONS,
+        user_template=SEARCHR1_INSTRUCTIONS,
         use_chat_template=True,
         style="searchr1",
         observation_tag="information",
