@@ -49,6 +49,7 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from research_agents.eval.metrics import Summary, summarise
     from research_agents.sb3 import CachedEmbedder, ChoiceEnvConfig, SearchQAChoiceEnv
     from research_agents.sb3.embed import default_cache_path
     from research_agents.sb3.train import (
@@ -56,7 +57,6 @@ def main() -> None:
         evaluate,
         ppo_chooser,
         random_chooser,
-        summarize,
         train_ppo,
     )
 
@@ -100,29 +100,27 @@ def main() -> None:
         reachable = [solvable(env, i) for i in indices]
         print(f"oracle: {np.mean(reachable):.3f} of the {n} questions have a choice path to EM 1")
     t = time.perf_counter()
-    ppo = summarize(evaluate(env, ppo_chooser(model), indices, seed=args.eval_seed))
+    ppo = summarise(evaluate(env, ppo_chooser(model), indices, seed=args.eval_seed))
     eval_seconds = time.perf_counter() - t
     randoms = [
-        summarize(evaluate(env, random_chooser(args.seed + r), indices, seed=args.eval_seed))
+        summarise(evaluate(env, random_chooser(args.seed + r), indices, seed=args.eval_seed))
         for r in range(args.random_runs)
     ]
 
-    def mean_of(key: str, group: str = "all", type_: str | None = None) -> float:
-        vals = [
-            (s["by_type"][type_] if type_ else s[group])[key]
-            for s in randoms
-            if type_ is None or type_ in s["by_type"]
-        ]
+    def value(s: Summary, key: str, type_: str | None = None) -> float:
+        return float((s.by_type[type_][key] if type_ else s.metrics[key]) or 0.0)
+
+    def mean_of(key: str, type_: str | None = None) -> float:
+        vals = [value(s, key, type_) for s in randoms if type_ is None or type_ in s.by_type]
         return float(np.mean(vals))
 
-    em_sd = float(np.std([s["all"]["em"] for s in randoms]))
+    em_sd = float(np.std([value(s, "em") for s in randoms]))
     print(f"\nheld-out: {n} {args.eval_split} questions; eval seed {args.eval_seed}")
     print("| policy | EM | F1 | searches/q |")
     print("|---|---|---|---|")
-    a = ppo["all"]
     print(
-        f"| PPO ({args.policy}, deterministic) | {a['em']:.3f} | {a['f1']:.3f} | "
-        f"{a['searches']:.2f} |"
+        f"| PPO ({args.policy}, deterministic) | {value(ppo, 'em'):.3f} | "
+        f"{value(ppo, 'f1'):.3f} | {value(ppo, 'searches'):.2f} |"
     )
     print(
         f"| uniform random ({args.random_runs} runs, EM sd {em_sd:.3f}) | "
@@ -130,8 +128,8 @@ def main() -> None:
     )
     print("\n| type | n | EM PPO | EM random |")
     print("|---|---|---|---|")
-    for type_, s in ppo["by_type"].items():
-        print(f"| {type_} | {s['n']} | {s['em']:.3f} | {mean_of('em', type_=type_):.3f} |")
+    for type_, row in ppo.by_type.items():
+        print(f"| {type_} | {row['n']:.0f} | {row['em']:.3f} | {mean_of('em', type_):.3f} |")
     print(
         f"\nevaluation of PPO took {eval_seconds:.0f} s; embedding cache "
         f"{embedder.hits} hits / {embedder.misses} misses"
@@ -146,8 +144,8 @@ def main() -> None:
                 "train": train_stats,
                 "n_eval": n,
                 "oracle_reachable": None if reachable is None else float(np.mean(reachable)),
-                "ppo": ppo,
-                "random_runs": randoms,
+                "ppo": ppo.as_dict(),
+                "random_runs": [s.as_dict() for s in randoms],
                 "random_mean": {
                     "em": mean_of("em"),
                     "f1": mean_of("f1"),

@@ -19,12 +19,12 @@ returns one :class:`EpisodeRecord` per question; it needs neither torch nor a mo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
 import gymnasium as gym
 
 from research_env.env import SearchQAEnv
+from research_env.records import EpisodeRecord, episode_record
 from research_env.vector import SearchQAVectorEnv
 
 __all__ = [
@@ -118,74 +118,6 @@ class PerEpisode:
         return {s: self._agents[s].act(obs["observation"]) for s, obs in observations.items()}
 
 
-@dataclass
-class EpisodeRecord:
-    """Everything about one played question."""
-
-    index: int
-    """The question's index in the env's split."""
-    question_id: str
-    question: str
-    question_type: str | None
-    golden_answers: list[str]
-    prediction: str | None
-    """The extracted answer (``None`` when the episode ended without one)."""
-    reward: float
-    """The env's terminal reward under its configured reward."""
-    em: float
-    f1: float
-    sub_em: float
-    format_ok: bool
-    answer_in_retrieval: bool
-    searches: int
-    turns: int
-    end_reason: str | None
-    """``answer``, ``invalid``, ``max_turns`` or ``None``."""
-    retrieval_failed: bool = False
-    actions: list[str] = field(default_factory=list)
-    """The agent's actions, in order."""
-    stats: dict[str, float] = field(default_factory=dict)
-    """Whatever the agent reported through :class:`EpisodeStats` (e.g. ``generated_tokens``)."""
-    log: list[list[str]] = field(default_factory=list)
-    """``[role, text]`` pairs: each action and the env's observation after it (the retrieved
-    passages as the agent read them), in order; ``searchqa view`` shows them."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (one line of a per-question ``.jsonl``)."""
-        return dict(self.__dict__)
-
-
-def _record(
-    start_info: Mapping[str, Any],
-    question: str,
-    reward: float,
-    info: Mapping[str, Any],
-    actions: list[str],
-    stats: Mapping[str, float],
-) -> EpisodeRecord:
-    rc = info.get("reward_components", {})
-    return EpisodeRecord(
-        index=int(start_info["index"]),
-        question_id=str(start_info["question_id"]),
-        question=question,
-        question_type=start_info.get("question_type"),
-        golden_answers=list(info.get("golden_answers", [])),
-        prediction=info.get("prediction"),
-        reward=float(reward),
-        em=float(rc.get("em", 0.0)),
-        f1=float(rc.get("f1", 0.0)),
-        sub_em=float(rc.get("sub_em", 0.0)),
-        format_ok=bool(rc.get("format_ok", False)),
-        answer_in_retrieval=bool(rc.get("answer_in_retrieval", False)),
-        searches=int(info.get("num_searches", 0)),
-        turns=len(actions),
-        end_reason=info.get("end_reason"),
-        retrieval_failed=bool(info.get("retrieval_failed", False)),
-        actions=actions,
-        stats=dict(stats),
-    )
-
-
 def play(
     agent: Agent,
     env: gym.Env[Any, Any] | SearchQAVectorEnv,
@@ -263,7 +195,9 @@ def play(
             if terminated or truncated:
                 stats = stats_of(slot) if stats_of is not None else {}
                 question = examples[todo[pos]].question
-                record = _record(start_info, question, reward, info, acts, stats)
+                record = episode_record(
+                    start_info, info, question=question, reward=reward, actions=acts, stats=stats
+                )
                 episode = cast(SearchQAEnv, envs[slot].unwrapped).episode
                 record.log = [list(pair) for pair in episode.log] if episode is not None else []
                 records[pos] = record

@@ -34,13 +34,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, SupportsFloat, TypedDict, TypeVar, cast
+from typing import Any, Literal, Protocol, SupportsFloat, TypeVar, cast
 
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
 
+from research_env.records import EpisodeStatistics, episode_record
 from research_env.spaces import Conversation, Message
 from research_env.templates import PromptTemplate
 
@@ -60,33 +61,6 @@ _OBS_KEYS = ("prompt", "observation", "question")
 
 
 # ------------------------------------------------------------------------------------ statistics
-class EpisodeStatistics(TypedDict):
-    """What :class:`RecordEpisodeStatistics` puts in ``info["episode"]`` when an episode ends."""
-
-    r: float
-    """The episode's return (SearchQA rewards only the last step, so: the terminal reward)."""
-    l: int  # noqa: E741 (Gymnasium's key)
-    """The episode's length in steps (turns)."""
-    searches: int
-    """Search actions taken."""
-    em: float
-    """Exact match of the final answer (0 without one)."""
-    f1: float
-    """Token F1 of the final answer (0 without one)."""
-    sub_em: float
-    """Whether a golden answer occurs in the final answer."""
-    format_ok: bool
-    """Whether the whole response followed the template's format."""
-    answer_in_retrieval: bool
-    """Whether a golden answer appeared in any retrieved passage."""
-    end_reason: str | None
-    """``answer``, ``invalid`` or ``max_turns``."""
-    retrieval_failed: bool
-    """Whether a search hit a retrieval error."""
-    question_id: str | None
-    """The id of the episode's question (from the reset info)."""
-
-
 class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.RecordConstructorArgs):
     """Record per-episode return, turns, searches, EM/F1 and format into ``info["episode"]``.
 
@@ -160,18 +134,20 @@ class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.Recor
         return obs, reward, terminated, truncated, info
 
     def _finish(self, info: Mapping[str, Any]) -> EpisodeStatistics:
-        rc = info.get("reward_components", {})
+        start = {"index": -1, "question_id": self._question_id or ""}
+        record = episode_record(start, info, question="", reward=self._return, turns=self._length)
         stats = EpisodeStatistics(
             r=self._return,
             l=self._length,
-            searches=int(info.get("num_searches", self._searches)),
-            em=float(rc.get("em", 0.0)),
-            f1=float(rc.get("f1", 0.0)),
-            sub_em=float(rc.get("sub_em", 0.0)),
-            format_ok=bool(rc.get("format_ok", False)),
-            answer_in_retrieval=bool(rc.get("answer_in_retrieval", False)),
-            end_reason=info.get("end_reason"),
-            retrieval_failed=bool(info.get("retrieval_failed", False)),
+            # a wrapper in between may drop num_searches: then count the search actions seen
+            searches=record.searches if "num_searches" in info else self._searches,
+            em=record.em,
+            f1=record.f1,
+            sub_em=record.sub_em,
+            format_ok=record.format_ok,
+            answer_in_retrieval=record.answer_in_retrieval,
+            end_reason=record.end_reason,
+            retrieval_failed=record.retrieval_failed,
             question_id=self._question_id,
         )
         self.episode_count += 1

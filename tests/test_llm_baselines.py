@@ -258,8 +258,8 @@ def test_research_agent_reproduces_evaluate_policy(setting: str, tiny: tuple[Any
     env = _parity_env(tok, 4)
     agent = make_agent("research", HFGenerator(model, tok), tok, env=env, config=cfg)
     records = play(agent, env, indices)
-    for rec, want in zip(records, ref.records):
-        got = rec.as_dict()
+    for rec, played in zip(records, ref, strict=True):
+        got, want = rec.as_dict(), {**played.as_dict(), **played.stats}
         assert {k: got[k] for k in _COMPARED} == {k: want[k] for k in _COMPARED}, rec.actions
         assert rec.stats["generated_tokens"] == want["generated_tokens"]
         budget_out = want["end_reason"] == "token_budget"

@@ -365,12 +365,12 @@ def test_embedder_cache_saves_and_loads(embedder, tmp_path):
 # ------------------------------------------------------------------ learning (slow)
 @pytest.mark.slow
 def test_ppo_beats_random_choice_on_held_out_questions(embedder):
+    from research_agents.eval.metrics import summarise
     from research_agents.sb3.train import (
         PPOSettings,
         evaluate,
         ppo_chooser,
         random_chooser,
-        summarize,
         train_ppo,
     )
 
@@ -381,10 +381,11 @@ def test_ppo_beats_random_choice_on_held_out_questions(embedder):
     )
     assert stats["timesteps"] >= 4_096
     env = SearchQAChoiceEnv(ChoiceEnvConfig(split="dev", question_types=one_hop), embedder=embedder)
-    ppo = summarize(evaluate(env, ppo_chooser(model), seed=100))["all"]
-    rand = [summarize(evaluate(env, random_chooser(s), seed=100))["all"]["em"] for s in range(3)]
-    print(f"dev 1-hop ({ppo['n']} questions): EM PPO {ppo['em']:.3f}, random {np.mean(rand):.3f}")
-    assert ppo["em"] >= float(np.mean(rand)) + 0.25
+    ppo = summarise(evaluate(env, ppo_chooser(model), seed=100))
+    rand = [summarise(evaluate(env, random_chooser(s), seed=100)).metrics["em"] for s in range(3)]
+    em = ppo.metrics["em"]
+    print(f"dev 1-hop ({ppo.n} questions): EM PPO {em:.3f}, random {np.mean(rand):.3f}")
+    assert em >= float(np.mean(rand)) + 0.25
 
 
 def test_small_k_keeps_both_kinds(embedder):

@@ -184,7 +184,7 @@ def test_grpo_trainer_optimises_the_env_reward(
     # A fresh env, sent the same actions, gives the same rewards and the same result blocks
     replay_env = SearchQAEnv(tokenizer=tok, **rollout.config.env_kwargs())
     for e in episodes:
-        replay_env.reset(options={"index": e.question_index})
+        replay_env.reset(options={"index": e.index})
         completion = tok.decode(e.completion_ids)
         for action in e.actions:
             obs, reward, _, _, info = replay_env.step(action)

@@ -12,30 +12,15 @@ Everything runs on CPU with what ships in PyPI packages; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from research_agents.grpo.evaluation import EvalResult, stratified_subset
+from research_agents.demo_report import compare_line, em_f1, table, write_results
+from research_agents.grpo.evaluation import stratified_subset
 from research_agents.grpo.presets import get_preset
 
 DEMO_STEPS = 11
 """GRPO steps of ``make demo``: 11 took 7 min on 2 idle cores (held-out EM 0.083 -> 0.417)."""
-
-
-def _row(name: str, r: EvalResult, types: list[str]) -> str:
-    cells = [name, f"{r.em:.3f}", f"{r.f1:.3f}", f"{r.searches:.2f}", f"{r.format_ok:.2f}"]
-    cells += [f"{r.by_type[t]['em']:.2f}" if t in r.by_type else "-" for t in types]
-    return "| " + " | ".join(cells) + " |"
-
-
-def table(results: list[tuple[str, EvalResult]]) -> str:
-    """A Markdown table of EM / F1 / searches / format-ok (overall and EM per question type)."""
-    types = sorted({t for _, r in results for t in r.by_type})
-    head = ["policy", "EM", "F1", "searches/q", "format ok", *(f"EM {t}" for t in types)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += [_row(name, r, types) for name, r in results]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t1 = time.perf_counter()
     before = trainer.evaluate(split_indices=subset)
-    print(
-        f"zero-shot: EM {before.em:.3f}  F1 {before.f1:.3f}  ({time.perf_counter() - t1:.0f} s)",
-        flush=True,
-    )
+    print(f"zero-shot: {em_f1(before)}  ({time.perf_counter() - t1:.0f} s)", flush=True)
 
     print(
         f"\nGRPO for {config.steps} steps (B={config.questions_per_step} questions x "
@@ -124,27 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {trainer.step} steps in {train_s:.0f} s", flush=True)
     t2 = time.perf_counter()
     after = trainer.evaluate(split_indices=subset)
-    print(f"after GRPO: EM {after.em:.3f}  F1 {after.f1:.3f}  ({time.perf_counter() - t2:.0f} s)\n")
+    print(f"after GRPO: {em_f1(after)}  ({time.perf_counter() - t2:.0f} s)\n")
 
-    results = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {trainer.step} steps", after)]
-    print(table(results))
-    ratio = after.em / before.em if before.em > 0 else float("inf") if after.em > 0 else 1.0
-    print(
-        f"\nEM {before.em:.3f} -> {after.em:.3f} ({ratio:.1f}x); "
-        f"F1 {before.f1:.3f} -> {after.f1:.3f}"
-    )
+    print(table([("SmolLM2-135M zero-shot", before), (f"+ GRPO, {trainer.step} steps", after)]))
+    print("\n" + compare_line(before, after))
     out = Path(config.output_dir)
-    (out / "demo_results.json").write_text(
-        json.dumps(
-            {
-                "before": {k: v for k, v in vars(before).items() if k != "records"},
-                "after": {k: v for k, v in vars(after).items() if k != "records"},
-                "steps": trainer.step,
-                "config": config.to_dict(),
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        out / "demo_results.json", before, after, steps=trainer.step, config=config.to_dict()
     )
     plot = out / "curves.png"
     print(f"curves: {plot if plot.exists() else '(none)'}   metrics: {out / 'metrics.jsonl'}")

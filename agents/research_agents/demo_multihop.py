@@ -20,15 +20,16 @@ Everything runs on CPU with what ships in PyPI packages; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
+from research_agents.demo_report import compare_line, em_f1, table, write_results
+from research_agents.grpo.evaluation import evaluate_policy, stratified_subset
 from research_agents.grpo.presets import get_preset
 from research_env.data.factbook.qa import SINGLE_HOP_TYPES
+from research_env.records import EpisodeRecord
 
 STAGE1_STEPS = 24
 """Stage-1 GRPO steps: the ``factbook-smollm2-multihop-stage1`` preset's."""
@@ -42,31 +43,11 @@ DEMO_TYPES: tuple[str, ...] = (*SINGLE_HOP_TYPES, "bridge")
 """The held-out question types: the four single-hop ones and bridge (two hops)."""
 
 
-def _searches(r: EvalResult, types: Sequence[str]) -> float:
-    rows = [x for x in r.records if x["type"] in types]
-    return float(sum(x["searches"] for x in rows)) / max(len(rows), 1)
-
-
-def table(results: list[tuple[str, EvalResult]]) -> str:
-    """A Markdown table: EM, F1, searches/q (single-hop / bridge) and EM per question type."""
-    types = sorted({t for _, r in results for t in r.by_type})
-    single = [t for t in types if t in SINGLE_HOP_TYPES]
-    multi = [t for t in types if t not in SINGLE_HOP_TYPES]
-    head = ["policy", "EM", "F1", "searches/q single-hop / multi-hop", *(f"EM {t}" for t in types)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in results:
-        cells = [name, f"{r.em:.3f}", f"{r.f1:.3f}"]
-        cells.append(f"{_searches(r, single):.2f} / {_searches(r, multi):.2f}")
-        cells += [f"{r.by_type[t]['em']:.2f}" if t in r.by_type else "-" for t in types]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def most_searches(r: EvalResult) -> dict[str, Any] | None:
+def most_searches(records: Sequence[EpisodeRecord]) -> EpisodeRecord | None:
     """The episode with the most searches (a right answer first, then a bridge question)."""
-    if not r.records:
+    if not records:
         return None
-    return max(r.records, key=lambda x: (x["searches"], x["em"], x["type"] == "bridge"))
+    return max(records, key=lambda r: (r.searches, r.em, r.question_type == "bridge"))
 
 
 def _train(trainer: Any, label: str) -> float:
@@ -149,10 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         stop=env.envs[0].stop_strings,
         turns=turns,
     )
-    print(
-        f"zero-shot: EM {before.em:.3f}  F1 {before.f1:.3f}  ({time.perf_counter() - t:.0f} s)",
-        flush=True,
-    )
+    print(f"zero-shot: {em_f1(before)}  ({time.perf_counter() - t:.0f} s)", flush=True)
 
     train_s = _train(trainer, "stage 1")  # leaves its checkpoint in <output>/stage1/checkpoint
     del trainer
@@ -170,35 +148,29 @@ def main(argv: list[str] | None = None) -> None:
         stop=env.envs[0].stop_strings,
         turns=turns,
     )
-    print(f"after GRPO: EM {after.em:.3f}  F1 {after.f1:.3f}  ({time.perf_counter() - t:.0f} s)\n")
-    results = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {steps} steps (2 stages)", after)]
-    print(table(results))
-    ratio = after.em / before.em if before.em > 0 else float("inf") if after.em > 0 else 1.0
-    print(
-        f"\nEM {before.em:.3f} -> {after.em:.3f} ({ratio:.1f}x); "
-        f"F1 {before.f1:.3f} -> {after.f1:.3f}"
-    )
+    print(f"after GRPO: {em_f1(after)}  ({time.perf_counter() - t:.0f} s)\n")
+    rows = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {steps} steps (2 stages)", after)]
+    print(table(rows, by_hops=True))
+    print("\n" + compare_line(before, after))
 
     episode = most_searches(after)
+    shown: dict[str, Any] | None = None
     if episode is not None:
+        response = episode.log[0][1] if episode.log else ""
         print(
-            f"\nThe trained policy's episode with the most searches ({episode['searches']}; "
-            f"{episode['type']}, EM {episode['em']:.0f}):\n  Q: {episode['question']}  "
-            f"gold: {episode['golden_answers']}\n"
+            f"\nThe trained policy's episode with the most searches ({episode.searches}; "
+            f"{episode.question_type}, EM {episode.em:.0f}):\n  Q: {episode.question}  "
+            f"gold: {episode.golden_answers}\n"
         )
-        print("  " + episode.get("response", "").strip().replace("\n", "\n  "))
-    (out / "demo_results.json").write_text(
-        json.dumps(
-            {
-                "before": {k: v for k, v in vars(before).items() if k != "records"},
-                "after": {k: v for k, v in vars(after).items() if k != "records"},
-                "steps": {"stage1": stage1.steps, "stage2": trainer.step},
-                "most_searches": episode,
-                "config": {"stage1": stage1.to_dict(), "stage2": stage2.to_dict()},
-            },
-            indent=2,
-            default=str,
-        )
+        print("  " + response.strip().replace("\n", "\n  "))
+        shown = {**episode.as_dict(), "response": response}
+    write_results(
+        out / "demo_results.json",
+        before,
+        after,
+        steps={"stage1": stage1.steps, "stage2": trainer.step},
+        most_searches=shown,
+        config={"stage1": stage1.to_dict(), "stage2": stage2.to_dict()},
     )
     plot = out / "curves.png"
     print(f"\ncurves: {plot if plot.exists() else '(none)'}   metrics: {out / 'metrics.jsonl'}")

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 from research_agents.generation.base import SamplingParams
 from research_agents.grpo.rollout import Trajectory, rollout
 from research_env.env import SearchQAEnv
+from research_env.records import EpisodeRecord
 from research_env.settings import EnvSettings
 from research_env.vector import SearchQAVectorEnv
 
@@ -134,31 +135,23 @@ class SearchQARolloutConfig(EnvSettings):
         return {"dataset": self.dataset, "split": self.split, **super().env_kwargs()}
 
 
-@dataclass
-class RolloutEpisode:
-    """One episode played for TRL: what went in, what came out, what the env said."""
+@dataclass(kw_only=True)
+class RolloutEpisode(EpisodeRecord):
+    """One episode played for TRL: its :class:`EpisodeRecord` and the ids TRL trains on.
+
+    ``actions`` are the action texts sent to the env at each turn (forced prefix included);
+    ``reward`` is the env's terminal reward (0 when the token budget cut the episode short,
+    whose ``end_reason`` is then ``token_budget``).
+    """
 
     step: int
     """The trainer's ``global_step`` when it was played."""
-    question_index: int
-    """The question's index in the env's split."""
-    question_id: str
     prompt: str
     """The prompt text TRL passed in."""
-    actions: list[str]
-    """The action text sent to the env at each turn (forced prefix included)."""
-    reward: float
-    """The env's terminal reward (0 when cut short by the token budget)."""
     prompt_ids: list[int]
     completion_ids: list[int]
     env_mask: list[int]
     """1 on sampled ids, 0 on observation and forced-prefix ids."""
-    searches: int
-    em: float
-    f1: float
-    format_ok: bool
-    end_reason: str | None
-    """``answer``, ``invalid``, ``max_turns`` or ``token_budget``."""
 
 
 class _RecordingVectorEnv(SearchQAVectorEnv):
@@ -352,23 +345,15 @@ class SearchQARollout:
     def _episode(
         self, step: int, prompt: Any, index: int, traj: Trajectory, actions: list[str]
     ) -> RolloutEpisode:
-        info = traj.info
-        rc = info.get("reward_components", {})
+        record = traj.record(self.env.examples[index])
+        record.actions = list(actions)
         return RolloutEpisode(
+            **vars(record),
             step=step,
-            question_index=index,
-            question_id=self.env.examples[index].id,
             prompt=prompt if isinstance(prompt, str) else str(prompt),
-            actions=list(actions),
-            reward=float(traj.reward),
             prompt_ids=list(traj.prompt_ids),
             completion_ids=list(traj.response_ids),
             env_mask=list(traj.loss_mask),
-            searches=int(info.get("num_searches", 0)),
-            em=float(rc.get("em", 0.0)),
-            f1=float(rc.get("f1", 0.0)),
-            format_ok=bool(rc.get("format_ok", False)),
-            end_reason=info.get("end_reason"),
         )
 
 

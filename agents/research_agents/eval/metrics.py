@@ -1,7 +1,7 @@
 """Per-question metrics, their means, per-type breakdowns and bootstrap confidence intervals.
 
 Every metric is a mean over questions of a per-question value taken from the episode record
-(:class:`research_env.agent.EpisodeRecord`), so all of them get a confidence interval the same
+(:class:`research_env.records.EpisodeRecord`), so all of them get a confidence interval the same
 way: a percentile bootstrap over questions, with the same resamples for every metric (paired),
 drawn from a seeded generator so a result is reproducible to the last digit.
 
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from research_env.records import EpisodeRecord
 
 __all__ = [
     "METRICS",
@@ -175,6 +177,20 @@ class Summary:
     end_reasons: dict[str, int] = field(default_factory=dict)
     """How episodes ended: ``answer``, ``invalid``, ``max_turns`` -> count."""
 
+    def as_metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """Flat metrics for a training log: every measured mean, then EM per question type.
+
+        Examples:
+            >>> s = Summary(n=2, metrics={"em": 0.5, "judge": None}, ci={},
+            ...             by_type={"capital": {"n": 2.0, "em": 0.5}})
+            >>> s.as_metrics()
+            {'eval/em': 0.5, 'eval/em_capital': 0.5}
+        """
+        out = {f"{prefix}{k}": float(v) for k, v in self.metrics.items() if v is not None}
+        for t, m in self.by_type.items():
+            out[f"{prefix}em_{t}"] = m["em"]
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (intervals as two-element lists)."""
         return {
@@ -200,7 +216,7 @@ class Summary:
 
 
 def summarise(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[EpisodeRecord | Mapping[str, Any]],
     *,
     seed: int = 0,
     n_resamples: int = N_RESAMPLES,
@@ -211,7 +227,8 @@ def summarise(
     a mean over part of the questions would not be comparable.
 
     Args:
-        records: ``EpisodeRecord.as_dict()`` rows (with ``judge`` when a judge ran).
+        records: :class:`EpisodeRecord` objects or their ``as_dict()`` rows (with ``judge``
+            when a judge ran).
         seed: Seed of the bootstrap.
         n_resamples: Bootstrap resamples.
 
@@ -220,7 +237,8 @@ def summarise(
     """
     if not records:
         raise ValueError("expected at least one record, got 0")
-    rows = [question_values(r) for r in records]
+    dicts = [r.as_dict() if isinstance(r, EpisodeRecord) else r for r in records]
+    rows = [question_values(r) for r in dicts]
     means: dict[str, float | None] = {}
     columns: dict[str, list[float]] = {}
     for name in METRICS:
@@ -233,18 +251,18 @@ def summarise(
         means[name] = float(np.mean(column))
     intervals = bootstrap_cis(columns, seed=seed, n_resamples=n_resamples) if columns else {}
     by_type: dict[str, dict[str, float]] = {}
-    types = [str(r.get("question_type") or "?") for r in records]
+    types = [str(r.get("question_type") or "?") for r in dicts]
     for typ in sorted(set(types)):
         picked = [row for row, t in zip(rows, types) if t == typ]
         by_type[typ] = {"n": float(len(picked))}
         for name in TYPE_METRICS:
             by_type[typ][name] = float(np.mean([float(row[name] or 0.0) for row in picked]))
     ends: dict[str, int] = {}
-    for r in records:
+    for r in dicts:
         reason = str(r.get("end_reason"))
         ends[reason] = ends.get(reason, 0) + 1
     return Summary(
-        n=len(records),
+        n=len(dicts),
         metrics=means,
         ci={name: intervals.get(name) for name in METRICS},
         by_type=by_type,

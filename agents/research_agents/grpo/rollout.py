@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.turns import TurnStepper
+from research_env.records import EpisodeRecord, episode_record
 from research_env.settings import TurnSettings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from research_env.data.types import QAExample
     from research_env.vector import SearchQAVectorEnv
 
 
@@ -73,6 +75,29 @@ class Trajectory:
     def ids(self) -> list[int]:
         """Prompt then response ids: the sequence the trainer scores."""
         return self.prompt_ids + self.response_ids
+
+    def record(self, example: QAExample | None = None) -> EpisodeRecord:
+        """This episode's :class:`~research_env.records.EpisodeRecord`, read from its ``info``.
+
+        A rollout the token budget cut short never reached the env's last step, so its golden
+        answers come from ``example`` and its end reason is ``token_budget``. Without
+        ``example`` (batch statistics need no question text) the id, type and text stay empty.
+        """
+        start = {
+            "index": self.question_index,
+            "question_id": "" if example is None else example.id,
+            "question_type": None if example is None else example.metadata.get("type"),
+        }
+        return episode_record(
+            start,
+            self.info,
+            question="" if example is None else example.question,
+            reward=self.reward,
+            turns=self.turns,
+            stats={"generated_tokens": float(self.num_generated)},
+            golden_answers=None if example is None else example.golden_answers,
+            end_reason=self.info.get("end_reason", "token_budget" if self.truncated else None),
+        )
 
 
 @dataclass

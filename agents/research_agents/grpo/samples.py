@@ -42,25 +42,24 @@ def sample_record(
 ) -> dict[str, Any]:
     """One ``samples.jsonl`` line for ``traj``, whose episode is still the env's current one."""
     ep = env.episode
-    info = traj.info
-    example = env.examples[traj.question_index]
+    record = traj.record(env.examples[traj.question_index])
     return {
         "step": step,
         "source": source,
-        "question_id": example.id,
-        "question": example.question,
-        "question_type": example.metadata.get("type"),
-        "golden_answers": list(example.golden_answers),
-        "prediction": info.get("prediction"),
-        "reward": float(traj.reward),
+        "question_id": record.question_id,
+        "question": record.question,
+        "question_type": record.question_type,
+        "golden_answers": record.golden_answers,
+        "prediction": record.prediction,
+        "reward": record.reward,
         "advantage": float(advantage),
         "reward_components": {
             k: (float(v) if isinstance(v, int | float) else v)
-            for k, v in dict(info.get("reward_components", {})).items()
+            for k, v in dict(traj.info.get("reward_components", {})).items()
         },
-        "end_reason": info.get("end_reason") or ("truncated" if traj.truncated else None),
-        "searches": int(info.get("num_searches", 0)),
-        "turns": traj.turns,
+        "end_reason": record.end_reason,
+        "searches": record.searches,
+        "turns": record.turns,
         "log": [list(pair) for pair in ep.log] if ep is not None else [],
         "retrieved_ids": list(ep.retrieved_ids) if ep is not None else [],
     }

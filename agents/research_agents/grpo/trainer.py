@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
+from research_agents.eval.metrics import summarise
 from research_agents.generation.base import Generator, SamplingParams
 from research_agents.grpo.advantages import group_advantages
 from research_agents.grpo.checkpoint import (
@@ -45,7 +46,7 @@ from research_agents.grpo.checkpoint import (
 )
 from research_agents.grpo.config import GRPOConfig
 from research_agents.grpo.distributed import init_distributed
-from research_agents.grpo.evaluation import EvalResult, evaluate_policy, stratified_subset
+from research_agents.grpo.evaluation import evaluate_policy, stratified_subset
 from research_agents.grpo.guards import CollapseGuard, collapse_metrics
 from research_agents.grpo.plot import plot_curves
 from research_agents.grpo.policy import freeze_lower_layers
@@ -61,6 +62,7 @@ from research_agents.grpo.update import PolicyUpdate
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from research_env.records import EpisodeRecord
     from research_env.vector import SearchQAVectorEnv
 
 
@@ -345,7 +347,7 @@ class GRPOTrainer:
                 self.elapsed_s = self.dist.broadcast(start_elapsed + time.perf_counter() - t_start)
                 metrics["time/elapsed_s"] = self.elapsed_s
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.dist.is_main:
-                    metrics.update(self.evaluate().as_metrics())
+                    metrics.update(summarise(self.evaluate(), seed=self.config.seed).as_metrics())
                 measured = self.step  # a guard rollback moves self.step back
                 stop = self.guard is not None and self.guard.after_step(self, metrics)
                 self.logger.log(measured, metrics)
@@ -493,8 +495,11 @@ class GRPOTrainer:
     # ---------------------------------------------------------------- eval
     def evaluate(
         self, size: int | None = None, split_indices: list[int] | None = None
-    ) -> EvalResult:
-        """Greedy evaluation on ``eval_split`` (``eval_size`` questions, stratified by type)."""
+    ) -> list[EpisodeRecord]:
+        """Greedy evaluation on ``eval_split`` (``eval_size`` questions, stratified by type).
+
+        Returns one record per question; ``eval.metrics.summarise`` aggregates them.
+        """
         from research_agents.grpo.progress import eval_bar
 
         env = self.eval_env

@@ -23,21 +23,20 @@ def episode_columns(
     Columns (rather than the trajectories) are what ranks exchange: they are small, and
     concatenated in rank order they are exactly the columns of the whole batch.
     """
-    rc = [t.info.get("reward_components", {}) for t in trajs]
-    end = [t.info.get("end_reason") for t in trajs]
+    records = [t.record() for t in trajs]
     return {
         "reward": [t.reward for t in trajs],
         "group": [float(t.group_id) for t in trajs],
         "adv_abs": [abs(float(a)) for a in advantages],
-        "em": [float(c.get("em", 0.0)) for c in rc],
-        "f1": [float(c.get("f1", 0.0)) for c in rc],
-        "format_ok": [float(bool(c.get("format_ok", False))) for c in rc],
-        "answer_in_retrieval": [float(bool(c.get("answer_in_retrieval", False))) for c in rc],
+        "em": [r.em for r in records],
+        "f1": [r.f1 for r in records],
+        "format_ok": [float(r.format_ok) for r in records],
+        "answer_in_retrieval": [float(r.answer_in_retrieval) for r in records],
         # 0 for questions that list no supporting passages (only the Factbook world does).
-        "support_recall": [float(c.get("support_recall") or 0.0) for c in rc],
-        "searches": [float(t.info.get("num_searches", 0)) for t in trajs],
-        "answered": [float(e == "answer") for e in end],
-        "invalid": [float(e == "invalid") for e in end],
+        "support_recall": [r.support_recall or 0.0 for r in records],
+        "searches": [float(r.searches) for r in records],
+        "answered": [float(r.end_reason == "answer") for r in records],
+        "invalid": [float(r.end_reason == "invalid") for r in records],
         "truncated": [float(t.truncated) for t in trajs],
         "retrieval_failed": [float(t.retrieval_failed) for t in trajs],
         "turns": [float(t.turns) for t in trajs],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,15 +23,14 @@ from research_agents.sb3.choice_env import ChoiceEnvConfig, SearchQAChoiceEnv
 from research_agents.sb3.embed import TextEmbedder
 from research_agents.sb3.policy import CandidateScoringPolicy
 from research_agents.sb3.vec import ChoiceVecEnv
+from research_env.records import EpisodeRecord, episode_record
 
 __all__ = [
     "Chooser",
-    "EpisodeResult",
     "PPOSettings",
     "evaluate",
     "ppo_chooser",
     "random_chooser",
-    "summarize",
     "train_ppo",
 ]
 
@@ -199,64 +198,29 @@ def random_chooser(seed: int) -> Chooser:
     return choose
 
 
-@dataclass(frozen=True)
-class EpisodeResult:
-    """One evaluated question."""
-
-    question_id: str
-    question_type: str | None
-    em: float
-    f1: float
-    searches: int
-    prediction: str | None
-
-
 def evaluate(
     env: SearchQAChoiceEnv,
     choose: Chooser,
     indices: Iterable[int] | None = None,
     seed: int = 0,
-) -> list[EpisodeResult]:
+) -> list[EpisodeRecord]:
     """Play each question of ``indices`` (default: all of the env's) once with ``choose``.
 
     The reset seed of the question at position ``p`` is ``seed + p`` (it fixes the candidate
-    shuffles), so two choosers evaluated with the same ``seed`` see the same slots.
+    shuffles), so two choosers evaluated with the same ``seed`` see the same slots. Summarise
+    the records with :func:`research_agents.eval.metrics.summarise`, as for any agent.
     """
     out = []
     for p, index in enumerate(range(len(env.examples)) if indices is None else indices):
         obs, start = env.reset(seed=seed + p, options={"index": int(index)})
         info: dict[str, Any] = {}
-        done = False
+        reward, turns, done = 0.0, 0, False
         while not done:
-            obs, _, terminated, truncated, info = env.step(choose(obs, env))
+            obs, reward, terminated, truncated, info = env.step(choose(obs, env))
+            turns += 1
             done = terminated or truncated
-        rc = info["reward_components"]
+        question = env.examples[int(index)].question
         out.append(
-            EpisodeResult(
-                question_id=str(start["question_id"]),
-                question_type=start.get("question_type"),
-                em=float(rc["em"]),
-                f1=float(rc["f1"]),
-                searches=int(info["num_searches"]),
-                prediction=info.get("prediction"),
-            )
+            episode_record(start, info, question=question, reward=float(reward), turns=turns)
         )
     return out
-
-
-def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
-    """EM, F1 and searches per question, overall and per question type."""
-
-    def stats(rs: Sequence[EpisodeResult]) -> dict[str, float]:
-        return {
-            "n": len(rs),
-            "em": float(np.mean([r.em for r in rs])) if rs else float("nan"),
-            "f1": float(np.mean([r.f1 for r in rs])) if rs else float("nan"),
-            "searches": float(np.mean([r.searches for r in rs])) if rs else float("nan"),
-        }
-
-    types = sorted({str(r.question_type) for r in results})
-    return {
-        "all": stats(results),
-        "by_type": {t: stats([r for r in results if str(r.question_type) == t]) for t in types},
-    }
