@@ -4,14 +4,17 @@ An engine's config system (Hydra/OmegaConf for SkyRL and verl, TOML for verifier
 mapping of SearchQA-v0 arguments; :func:`env_kwargs` checks it against the env's signature so a
 typo fails with one line naming the key, instead of a ``TypeError`` deep inside a worker.
 :func:`question_rows` lists the questions of a split with the chat prompt the env would show,
-for the engines that read their training data from a file.
+for the engines that read their training data from a file, and :func:`write_parquet` /
+:func:`write_dataset_cli` write those rows as the parquet file such an engine trains from.
 """
 
 from __future__ import annotations
 
+import argparse
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from research_env.env import SearchQAEnv
@@ -131,3 +134,33 @@ def episode_metrics(info: Mapping[str, Any], turns: int) -> dict[str, float]:
         "searches": float(info.get("num_searches", 0)),
         "turns": float(turns),
     }
+
+
+def write_parquet(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Write ``rows`` to the parquet file ``path`` atomically (a temporary file, then a rename).
+
+    Returns:
+        The number of rows written.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame(list(rows)).to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return len(rows)
+
+
+def write_dataset_cli(parser: argparse.ArgumentParser, out: str, write: Callable[[], int]) -> int:
+    """Run an engine's dataset writer for its ``python -m`` entry point; returns the exit code.
+
+    A bad dataset or an unwritable ``out`` exits 2 with one ``error:`` line; success prints
+    how many rows went to ``out``.
+    """
+    try:
+        n = write()
+    except (ValueError, OSError) as e:
+        parser.exit(2, f"error: {e}\n")
+    print(f"wrote {n} rows to {out}")
+    return 0

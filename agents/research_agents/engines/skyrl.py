@@ -38,6 +38,8 @@ from research_agents.engines.common import (
     episode_metrics,
     pick_question,
     question_rows,
+    write_dataset_cli,
+    write_parquet,
 )
 from research_env.env import SearchQAEnv
 
@@ -186,15 +188,7 @@ def write_dataset(
     path: str | Path, env_config: Mapping[str, Any] | None = None, env_id: str = ENV_ID
 ) -> int:
     """Write SkyRL's training parquet for the split ``env_config`` names; return the row count."""
-    import pandas as pd
-
-    rows = dataset_rows(env_config, env_id)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return len(rows)
+    return write_parquet(path, dataset_rows(env_config, env_id))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,12 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.template:
         config["template"] = args.template
-    try:
-        n = write_dataset(args.out, config)
-    except (ValueError, OSError) as e:
-        parser.exit(2, f"error: {e}\n")
-    print(f"wrote {n} rows to {args.out}")
-    return 0
+    return write_dataset_cli(parser, args.out, lambda: write_dataset(args.out, config))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,12 @@ from uuid import uuid4
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from research_agents.engines.common import env_kwargs, question_rows
+from research_agents.engines.common import (
+    env_kwargs,
+    question_rows,
+    write_dataset_cli,
+    write_parquet,
+)
 from research_env.actions import Answer, parse_action
 from research_env.env import SearchQAEnv
 from research_env.resolve import resolve_retriever
@@ -187,15 +192,7 @@ def dataset_rows(env_config: Mapping[str, Any] | None = None) -> list[dict[str, 
 
 def write_dataset(path: str | Path, env_config: Mapping[str, Any] | None = None) -> int:
     """Write verl's parquet for the split ``env_config`` names; return the row count."""
-    import pandas as pd
-
-    rows = dataset_rows(env_config)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return len(rows)
+    return write_parquet(path, dataset_rows(env_config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,12 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="train")
     parser.add_argument("--dataset", default="factbook", help="'factbook' or a .jsonl file")
     args = parser.parse_args(argv)
-    try:
-        n = write_dataset(args.out, {"dataset": args.dataset, "split": args.split})
-    except (ValueError, OSError) as e:
-        parser.exit(2, f"error: {e}\n")
-    print(f"wrote {n} rows to {args.out}")
-    return 0
+    config = {"dataset": args.dataset, "split": args.split}
+    return write_dataset_cli(parser, args.out, lambda: write_dataset(args.out, config))
 
 
 if __name__ == "__main__":
