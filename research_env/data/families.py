@@ -119,24 +119,53 @@ MUSIQUE_TYPES = ("2hop", "3hop", "4hop")
 _MUSIQUE_ID_HOPS = re.compile(r"^(\d)hop")
 
 
-def parse_hotpotqa(record: Record, where: str, flashrag: bool) -> QAExample:
-    """HotpotQA: type, level, supporting facts and context paragraphs."""
+def _wiki_multihop(
+    record: Record, where: str, flashrag: bool, dataset: str, label: str, types: tuple[str, ...]
+) -> tuple[QAExample, Mapping[str, Any], str, dict[str, Any]]:
+    """What HotpotQA and 2WikiMultiHopQA records share: the example and its ``type``.
+
+    Args:
+        record: The record.
+        where: ``"file:line"``.
+        flashrag: Whether the record is in FlashRAG's layout.
+        dataset: The dataset's name in error messages (``"hotpotqa"``).
+        label: Its name in the original layout's error messages (``"HotpotQA"``).
+        types: The allowed ``type`` values.
+
+    Returns:
+        The example, where the dataset's own fields live, their path prefix, and the metadata
+        so far (the example's, plus ``type``).
+    """
+    keys = ("_id", "question", "answer")
     example = (
         _flashrag(record, where)
         if flashrag
-        else _original(record, where, ("_id", "question", "answer"), "HotpotQA original layout")
+        else _original(record, where, keys, f"{label} original layout")
     )
     src, p = _source(record, flashrag)
     meta = dict(example.metadata)
     if "type" in src:
-        meta["type"] = _choice(src["type"], HOTPOTQA_TYPES, where, p + "type", "hotpotqa")
-    if "level" in src:
-        meta["level"] = _choice(src["level"], HOTPOTQA_LEVELS, where, p + "level", "hotpotqa")
+        meta["type"] = _choice(src["type"], types, where, p + "type", dataset)
+    return example, src, p, meta
+
+
+def _facts_and_context(meta: dict[str, Any], src: Mapping[str, Any], where: str, p: str) -> None:
+    """Add HotpotQA-style ``supporting_facts`` and ``context`` paragraphs to ``meta``."""
     if "supporting_facts" in src:
         sf = _supporting_facts(src["supporting_facts"], where, p + "supporting_facts")
         meta["supporting_facts"] = sf
     if "context" in src:
         meta["context"] = _context(src["context"], where, p + "context")
+
+
+def parse_hotpotqa(record: Record, where: str, flashrag: bool) -> QAExample:
+    """HotpotQA: type, level, supporting facts and context paragraphs."""
+    example, src, p, meta = _wiki_multihop(
+        record, where, flashrag, "hotpotqa", "HotpotQA", HOTPOTQA_TYPES
+    )
+    if "level" in src:
+        meta["level"] = _choice(src["level"], HOTPOTQA_LEVELS, where, p + "level", "hotpotqa")
+    _facts_and_context(meta, src, where, p)
     return replace(example, metadata=meta)
 
 
@@ -151,20 +180,10 @@ def _evidences(value: Any, where: str, name: str) -> list[list[str]]:
 
 def parse_2wikimultihopqa(record: Record, where: str, flashrag: bool) -> QAExample:
     """2WikiMultiHopQA: type, supporting facts, context and evidence triples."""
-    example = (
-        _flashrag(record, where)
-        if flashrag
-        else _original(record, where, ("_id", "question", "answer"), "2Wiki original layout")
+    example, src, p, meta = _wiki_multihop(
+        record, where, flashrag, "2wikimultihopqa", "2Wiki", TWOWIKI_TYPES
     )
-    src, p = _source(record, flashrag)
-    meta = dict(example.metadata)
-    if "type" in src:
-        meta["type"] = _choice(src["type"], TWOWIKI_TYPES, where, p + "type", "2wikimultihopqa")
-    if "supporting_facts" in src:
-        sf = _supporting_facts(src["supporting_facts"], where, p + "supporting_facts")
-        meta["supporting_facts"] = sf
-    if "context" in src:
-        meta["context"] = _context(src["context"], where, p + "context")
+    _facts_and_context(meta, src, where, p)
     if "evidences" in src:
         meta["evidences"] = _evidences(src["evidences"], where, p + "evidences")
     return replace(example, metadata=meta)
