@@ -15,15 +15,26 @@ searches (a query) and answers (a span). It never sees the golden answers.
 
 Every candidate carries its provenance (which search, which passage rank, which part of the
 passage, whether it came from the question) so the env can turn it into features.
+
+The text heuristics the heuristic proposer uses (entity spans, relation phrases, answer spans of
+a passage) are plain string functions in :mod:`research_agents.sb3.spans`.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from research_agents.baselines.readers import ShownPassage
+from research_agents.sb3.spans import (
+    clean_span,
+    content_words,
+    entity_spans,
+    passage_parts,
+    relation_phrases,
+    title_entity,
+)
 
 if TYPE_CHECKING:
     from research_agents.generation.base import Generator, SamplingParams
@@ -120,142 +131,6 @@ class Proposer(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- text heuristics
-_STOPWORDS_TEXT = """
-a an and are as at be by did do does for from has have in is it its of on or that the their this
-to was were what which who whom whose where when why how with shares share than into
-"""
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-"""Words that are neither entities nor relations: articles, prepositions, wh-words, light verbs."""
-
-_CONNECTORS = frozenset(
-    ["and", "of", "the", "de", "da", "du", "del", "des", "la", "le", "el", "al", "au", "y"]
-)
-_TOKEN = re.compile(r"[^\s,;:?!()\[\]\"]+")
-_WORD = re.compile(r"\w+")
-_DIGIT_START = re.compile(r"^[+\-~]?\d")
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased words of ``text`` that are not stopwords, in order, without repeats.
-
-    >>> content_words("What is the capital of the country whose capital is Lima?")
-    ['capital', 'country', 'lima']
-    """
-    out: list[str] = []
-    for w in _WORD.findall(text.lower()):
-        if w not in STOPWORDS and w not in out:
-            out.append(w)
-    return out
-
-
-def _is_name(token: str) -> bool:
-    return token[:1].isupper() or token[:1].isdigit()
-
-
-def entity_spans(text: str) -> list[str]:
-    """Runs of capitalised tokens (names), joined by lower-case connectors such as ``and``.
-
-    The first token counts only if it is not a stopword (``What``, ``Which``).
-
-    >>> entity_spans("Which country has the larger total area, Antigua and Barbuda or Peru?")
-    ['Antigua and Barbuda', 'Peru']
-    >>> entity_spans("Saint John's is the capital of which country?")
-    ["Saint John's"]
-    """
-    tokens = _TOKEN.findall(text)
-    spans: list[str] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if not _is_name(tok) or tok.lower() in STOPWORDS:
-            i += 1
-            continue
-        j = i + 1
-        while j < len(tokens):
-            if _is_name(tokens[j]) and tokens[j].lower() not in STOPWORDS:
-                j += 1
-            elif (
-                tokens[j].lower() in _CONNECTORS
-                and j + 1 < len(tokens)
-                and _is_name(tokens[j + 1])
-                and tokens[j + 1].lower() not in STOPWORDS
-            ):
-                j += 2
-            else:
-                break
-        span = " ".join(tokens[i:j]).rstrip(".")
-        if span and span not in spans:
-            spans.append(span)
-        i = j
-    return spans
-
-
-def relation_phrases(question: str) -> list[str]:
-    """Runs of consecutive lower-case content words of ``question``: what is asked about.
-
-    >>> relation_phrases("What is the highest point in the country whose capital is Lima?")
-    ['highest point', 'country', 'capital']
-    """
-    phrases: list[str] = []
-    run: list[str] = []
-    for tok in [*_TOKEN.findall(question), "."]:
-        word = tok.lower().strip(".'’")
-        if word and not _is_name(tok) and word not in STOPWORDS and _WORD.fullmatch(word):
-            run.append(word)
-            continue
-        if run:
-            phrase = " ".join(run)
-            if phrase not in phrases:
-                phrases.append(phrase)
-            run = []
-    return phrases
-
-
-def clean_span(value: str, max_words: int = 6) -> str:
-    """Cut a passage value to the name it starts with, or ``""`` if none is left.
-
-    The value is cut at the first parenthesis, comma, semicolon or `` per `` and before the
-    first token that starts with a digit (a measure: ``6,746 m``); a trailing ``-`` is dropped.
-
-    >>> clean_span("Nevado Huascaran 6,746 m")
-    'Nevado Huascaran'
-    >>> clean_span("nuevo sol (PEN) per US dollar -")
-    'nuevo sol'
-    >>> clean_span("12 03 S, 77 03 W")
-    ''
-    """
-    text = re.split(r"\s*\(|,|;| per ", value, maxsplit=1)[0]
-    words: list[str] = []
-    for tok in text.split():
-        if _DIGIT_START.match(tok):
-            break
-        words.append(tok)
-    span = " ".join(words).strip(" -–—:.").replace("{", "").replace("}", "")
-    span = span.replace("<", "").replace(">", "")
-    if not span or len(span.split()) > max_words:
-        return ""
-    return span
-
-
-def _parts(text: str) -> list[str]:
-    """The values of a passage's ``key: value`` parts (or the parts themselves), in order."""
-    values = []
-    for part in text.split("; "):
-        key, sep, value = part.partition(": ")
-        values.append(value if sep and len(key.split()) <= 4 else part)
-    return values
-
-
-def title_entity(title: str) -> str:
-    """The entity a passage title names: its first ``" — "`` segment (the whole title if none).
-
-    >>> title_entity("Peru — Government — Capital")
-    'Peru'
-    """
-    return clean_span(title.split(" — ")[0], max_words=8)
-
-
 # --------------------------------------------------------------------------- heuristic
 @dataclass(frozen=True)
 class HeuristicProposer:
@@ -347,33 +222,21 @@ class HeuristicProposer:
 
         for age, passages in enumerate(reversed(state.results)):
             for rank, p in enumerate(passages):
+                found = functools.partial(
+                    Candidate,
+                    "answer",
+                    origin="retrieval",
+                    source_title=p.title,
+                    source_rank=rank,
+                    source_age=age,
+                )
                 name = title_entity(p.title)
                 if name:
-                    add(
-                        Candidate(
-                            "answer",
-                            name,
-                            origin="retrieval",
-                            source_title=p.title,
-                            source_rank=rank,
-                            source_age=age,
-                            from_title=True,
-                        )
-                    )
-                for i, value in enumerate(_parts(p.text)[: self.parts_per_passage]):
+                    add(found(name, from_title=True))
+                for i, value in enumerate(passage_parts(p.text)[: self.parts_per_passage]):
                     span = clean_span(value)
                     if span:
-                        add(
-                            Candidate(
-                                "answer",
-                                span,
-                                origin="retrieval",
-                                source_title=p.title,
-                                source_rank=rank,
-                                source_age=age,
-                                part_index=i,
-                            )
-                        )
+                        add(found(span, part_index=i))
         for name in entity_spans(state.question):
             add(Candidate("answer", name, origin="question"))
         return out
