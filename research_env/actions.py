@@ -30,7 +30,8 @@ Precedence (:func:`parse_action`), in one sentence: **the first closing action t
    ``Invalid("unopened_tag")``.
 
 The stable :class:`Invalid` reasons are listed in :data:`INVALID_REASONS`; see
-``docs/actions.md`` for the full rules and the reasoning behind them.
+``docs/actions.md`` for the full rules and the reasoning behind them. The final answer's
+``\boxed{}`` is found by :func:`research_env.boxed.extract_boxed` (re-exported here).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
+from research_env.boxed import extract_boxed
 
 __all__ = [
     "INVALID_REASONS",
@@ -175,14 +176,6 @@ _THINK_CLOSE = _TagFinder("</think")
 # Control characters other than whitespace, and lone surrogates (they cannot be UTF-8 encoded).
 _CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]+")
 _ASCII_CONTROL = bytes([*range(0x09), *range(0x0E, 0x20), 0x7F])
-_BOXED_RE = re.compile(r"\\boxed\s{0,32}\{", re.ASCII)
-_WRAPPER_RE = re.compile(
-    r"\s*\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm|mathbf|mathit|mathsf|mbox|"
-    r"operatorname)\s{0,32}\{",
-    re.ASCII,
-)
-_MAX_BOXED_TRIES = 8
-_MAX_UNWRAP = 4
 
 
 def _strip_controls(text: str) -> str:
@@ -218,80 +211,6 @@ def _clean_capped(raw: str, max_chars: int) -> tuple[str, bool]:
 def _clean_think(text: str) -> str:
     """Remove control characters and lone surrogates, strip (line breaks are kept)."""
     return _strip_controls(text).strip()
-
-
-# --------------------------------------------------------------------------- \boxed{}
-def _closing_brace(text: str, open_idx: int) -> int | None:
-    r"""Return the index of the ``}`` that closes the ``{`` at ``open_idx``, or ``None``.
-
-    A brace right after a backslash (``\{``, ``\}``) is literal. Runs on the UTF-8 bytes (no
-    multi-byte sequence contains an ASCII byte) with numpy, so that a 10 MB run of braces
-    takes milliseconds; an unnested ``{...}`` takes a plain ``str.find``.
-    """
-    close = text.find("}", open_idx + 1)
-    if close < 0:
-        return None
-    inside = text[open_idx + 1 : close]
-    if "{" not in inside and "\\" not in inside:
-        return close
-    raw = text[open_idx:].encode("utf-8", "surrogatepass")
-    b = np.frombuffer(raw, dtype=np.uint8)
-    step = (b == ord("{")).view(np.int8) - (b == ord("}")).view(np.int8)
-    step[1:][b[:-1] == ord("\\")] = 0
-    at_zero = np.cumsum(step, dtype=np.int32) == 0
-    k = int(at_zero.argmax())
-    if not at_zero[k]:
-        return None
-    return open_idx + len(raw[:k].decode("utf-8", "surrogatepass"))
-
-
-def _unwrap(text: str) -> str:
-    r"""Remove wrappers like ``\text{...}`` that span the whole (stripped) text."""
-    for _ in range(_MAX_UNWRAP):
-        m = _WRAPPER_RE.match(text)
-        if m is None:
-            break
-        close = _closing_brace(text, m.end() - 1)
-        if close is None or text[close + 1 :].strip():
-            break
-        text = text[m.end() : close]
-    return text
-
-
-def extract_boxed(text: str) -> str | None:
-    r"""Return the content of the last balanced ``\boxed{...}`` in ``text``, or ``None``.
-
-    Nested braces are balanced (``\boxed{\frac{1}{2}}`` gives ``\frac{1}{2}``) and one or more
-    wrappers spanning the whole content (``\text{...}``, ``\mathrm{...}``, ...) are removed.
-    When the last ``\boxed{`` is unbalanced, earlier ones are tried (up to 8).
-
-    Args:
-        text: Any text, typically the content of an ``<answer>`` block.
-
-    Returns:
-        The boxed content (not stripped; possibly empty), or ``None`` if there is no balanced
-        ``\boxed{...}``.
-
-    Examples:
-        >>> extract_boxed(r"The answer is \boxed{\text{Lima}}.")
-        'Lima'
-        >>> extract_boxed(r"\boxed{1} then \boxed{\frac{1}{2}}")
-        '\\frac{1}{2}'
-        >>> extract_boxed(r"\boxed{unclosed") is None
-        True
-    """
-    end = len(text)
-    for _ in range(_MAX_BOXED_TRIES):
-        start = text.rfind("\\boxed", 0, end)
-        if start < 0:
-            return None
-        m = _BOXED_RE.match(text, start)
-        if m is not None:
-            close = _closing_brace(text, m.end() - 1)
-            if close is not None:
-                return _unwrap(text[m.end() : close])
-        end = start
-    return None
 
 
 # --------------------------------------------------------------------------- parse_action
@@ -412,6 +331,3 @@ def truncate_at_action(segment: str) -> str:
     """
     close = _ACTION_CLOSE_RE.search(segment)
     return segment if close is None else segment[: close.end()]
-
-
-# --------------------------------------------------------------------------- format check
