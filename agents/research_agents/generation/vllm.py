@@ -40,7 +40,9 @@ Details worth knowing:
   imported (it scans every module's globals); :class:`VLLMGenerator` hides the offending
   globals while the engine starts.
 
-Scripts that start vLLM need an ``if __name__ == "__main__":`` guard.
+Scripts that start vLLM need an ``if __name__ == "__main__":`` guard. Turning a policy into
+what vLLM loads (the merged weights, a safetensors folder) needs no vLLM and is in
+:mod:`research_agents.generation.policy_export`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ import torch
 
 from research_agents.generation.base import FinishReason, Generation, SamplingParams
 from research_agents.generation.hf import eos_token_ids
+from research_agents.generation.policy_export import folder_matches, model_folder
+from research_agents.generation.policy_export import policy_weights as policy_weights
+from research_agents.generation.policy_export import save_for_vllm as save_for_vllm
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -152,109 +157,6 @@ def _hide_dictless_globals() -> Iterator[None]:
             namespace[attr] = value
 
 
-def policy_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``model``'s weights under checkpoint names, LoRA adapters merged in.
-
-    A plain transformers model yields its ``state_dict()``. A peft model yields its base model's
-    weights with ``W + ΔW`` for every LoRA layer (``.base_layer.`` dropped from the names,
-    adapter tensors skipped), without touching the model itself.
-    """
-    base = model
-    if hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
-        base = model.get_base_model()
-    deltas: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for name, module in base.named_modules():
-            if not (hasattr(module, "base_layer") and hasattr(module, "get_delta_weight")):
-                continue
-            if getattr(module, "merged", False) or getattr(module, "disable_adapters", False):
-                continue
-            adapters = [a for a in getattr(module, "active_adapters", []) if a in module.lora_A]
-            if adapters:
-                delta = module.get_delta_weight(adapters[0])
-                for a in adapters[1:]:
-                    delta = delta + module.get_delta_weight(a)
-                deltas[name] = delta
-        for key, tensor in base.state_dict().items():
-            if ".lora_" in key:
-                continue
-            name = key.replace(".base_layer.", ".")
-            module_name, _, leaf = name.rpartition(".")
-            if leaf == "weight" and module_name in deltas:
-                tensor = tensor + deltas[module_name].to(tensor.dtype)
-            yield name, tensor.detach()
-
-
-def save_for_vllm(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | Path
-) -> Path:
-    """Write ``model`` (LoRA merged) and ``tokenizer`` as a safetensors folder vLLM can load."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    base: Any = model
-    if hasattr(model, "peft_config"):
-        base = getattr(model, "get_base_model")()  # noqa: B009 (peft models only)
-    base.config.save_pretrained(folder)
-    if getattr(base, "generation_config", None) is not None:
-        base.generation_config.save_pretrained(folder)
-    seen: set[int] = set()
-    tensors: dict[str, torch.Tensor] = {}
-    for name, tensor in policy_weights(model):
-        ptr = tensor.data_ptr()
-        if ptr in seen:  # tied weights (e.g. lm_head = embed_tokens) are stored once
-            continue
-        seen.add(ptr)
-        tensors[name] = tensor.contiguous().cpu()
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def _folder_matches(model: Any, folder: Path) -> bool:
-    """Whether ``folder``'s safetensors hold exactly ``model``'s current weights."""
-    from safetensors import safe_open
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return False
-    on_disk: dict[str, Path] = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as sf:
-            on_disk.update(dict.fromkeys(sf.keys(), f))
-    handles: dict[Path, Any] = {}
-    try:
-        for name, tensor in policy_weights(model):
-            if name not in on_disk:
-                if name.startswith("lm_head.") and model.config.tie_word_embeddings:
-                    continue
-                return False
-            f = on_disk[name]
-            if f not in handles:
-                handles[f] = safe_open(str(f), framework="pt").__enter__()
-            stored = handles[f].get_tensor(name)
-            if stored.shape != tensor.shape or not torch.equal(stored.to(tensor.dtype), tensor):
-                return False
-    finally:
-        for h in handles.values():
-            h.__exit__(None, None, None)
-    return True
-
-
-def _model_folder(model: Any) -> Path | None:
-    """The on-disk safetensors folder ``model`` was loaded from, if any (plain models only)."""
-    if hasattr(model, "peft_config"):
-        return None
-    path = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
-    folder = Path(str(path)) if path else None
-    if folder is None or not (folder / "config.json").is_file():
-        return None
-    if not any(folder.glob("*.safetensors")):
-        return None
-    return folder
-
-
 class VLLMGenerator:
     """Batched sampling with vLLM's offline engine (see the module docstring).
 
@@ -316,9 +218,9 @@ class VLLMGenerator:
         model built in memory) they are first written to a temporary folder, deleted by
         :meth:`close`.
         """
-        folder = _model_folder(model)
+        folder = model_folder(model)
         tmp: tempfile.TemporaryDirectory[str] | None = None
-        if folder is None or not _folder_matches(model, folder):
+        if folder is None or not folder_matches(model, folder):
             tmp = tempfile.TemporaryDirectory(prefix="research-agents-vllm-")
             folder = save_for_vllm(model, tokenizer, tmp.name)
         if "dtype" not in llm_kwargs:
