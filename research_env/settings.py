@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-if TYPE_CHECKING:
-    from research_env.retrieval.base import Retriever
-    from research_env.templates import PromptTemplate
+# Imported at run time, not only for type checking: configs that extend these classes
+# (GRPOConfig) resolve their fields' types with typing.get_type_hints for the command line.
+from research_env.retrieval.base import Retriever
+from research_env.templates import PromptTemplate
 
 __all__ = ["EnvSettings", "InvalidAction", "LastTurn", "TurnSettings", "settings_from"]
 
@@ -150,7 +151,7 @@ S = TypeVar("S", EnvSettings, TurnSettings)
 def settings_from(cls: type[S], source: Any, **overrides: Any) -> S:
     """Build ``cls`` from the same-named fields of ``source`` (an object or a mapping).
 
-    This is how a config that embeds the settings by name (``GRPOConfig``, a checkpoint's
+    This is how a config that holds the settings by name (``GRPOConfig``, a checkpoint's
     ``config.json``) hands them on; a field ``source`` lacks keeps its default.
 
     Args:

@@ -65,7 +65,8 @@ def test_every_route_embeds_the_same_declarations() -> None:
     from research_agents.sb3.choice_env import ChoiceEnvConfig
     from research_agents.trl_interop import SearchQARolloutConfig
 
-    # by name in the flat CLI config, by inheritance in the others
+    # by inheritance everywhere; GRPOConfig stays flat (one --field per setting) all the same
+    assert issubclass(GRPOConfig, EnvSettings) and issubclass(GRPOConfig, TurnSettings)
     assert _names(EnvSettings) | _names(TurnSettings) <= _names(GRPOConfig)
     assert issubclass(SearchQARolloutConfig, EnvSettings)
     assert issubclass(ChoiceEnvConfig, EnvSettings)

@@ -1,10 +1,10 @@
 """GRPOConfig: every knob of the trainer (the named presets are in ``grpo/presets.py``).
 
-The config is flat, so that every field is one ``--field value`` on the command line; the
-episode's rules and the turn settings are the fields it shares by name with
-:class:`research_env.settings.EnvSettings` and :class:`~research_env.settings.TurnSettings`
-(:meth:`GRPOConfig.env_settings` and :meth:`GRPOConfig.turn_settings` hand them on), and a test
-keeps the names in step.
+The config is flat, so that every field is one ``--field value`` on the command line. The
+episode's rules and the turn settings are inherited from
+:class:`research_env.settings.EnvSettings` and :class:`~research_env.settings.TurnSettings`,
+so they are declared once; :meth:`GRPOConfig.env_settings` and :meth:`GRPOConfig.turn_settings`
+hand on plain copies (what a suite or an evaluation agent compares and stores).
 """
 
 from __future__ import annotations
@@ -26,9 +26,16 @@ AGGREGATIONS: tuple[Aggregation, ...] = (
 )
 
 
-@dataclass
-class GRPOConfig:
-    """Settings of one GRPO run. Every field can be overridden from the CLI (``--key value``)."""
+@dataclass(frozen=True)
+class GRPOConfig(EnvSettings, TurnSettings):
+    """Settings of one GRPO run. Every field can be overridden from the CLI (``--key value``).
+
+    The episode's rules and the turn settings are inherited from :class:`EnvSettings` and
+    :class:`TurnSettings`. Seven of them are declared again below, because a run config holds
+    spec strings (it is a JSON file and a command line) and has defaults of its own: the
+    retriever, ``top_k``, ``max_turns``, ``reward``, ``template``, ``last_turn`` and the
+    rollouts' ``temperature``.
+    """
 
     # --- model and generation
     model: str = "smollm2"
@@ -67,15 +74,6 @@ class GRPOConfig:
 
     temperature: float = 1.0
     """Sampling temperature of rollouts (evaluation is greedy)."""
-
-    top_p: float = 1.0
-    """Nucleus sampling mass of rollouts."""
-
-    max_new_tokens: int = 64
-    """Token budget of one turn."""
-
-    max_response_tokens: int = 512
-    """Token budget of a whole episode's response (sampled + observation ids)."""
 
     # --- environment
     dataset: str = "factbook"
@@ -123,34 +121,12 @@ class GRPOConfig:
     constant of a ``.py`` file, e.g. a paper checkout's template; see
     ``research_env.prompt_files``). Overrides ``template``."""
 
-    protocol: str = "ours"
-    """Env protocol (``research_env.protocols``): ``ours``, ``research`` or ``searchr1``; it
-    fixes stop strings, observation rendering, format check and reward (see
-    docs/fidelity.md). The fields above still override its limits."""
-
-    invalid_action: Literal["terminate", "correct"] | None = None
-    """What an action without a closed ``<search>``/``<answer>`` does: end the episode
-    (``terminate``) or get the template's corrective observation and go on (``correct``);
-    ``None``: the protocol's rule."""
-
     max_prompt_tokens: int | None = None
     """Train only on questions whose prompt has at most this many tokens (ReSearch: 512)."""
-
-    response_prefix: str = ""
-    """Text forced at the start of each response (e.g. ``"<search>"``), loss mask 0."""
-
-    turn_prefix: str = ""
-    """Text forced at the start of each later turn (loss mask 0); usually empty."""
-
-    final_prefix: str = ""
-    """Text forced at the start of the last allowed turn (e.g. ``"<answer>"``), loss mask 0."""
 
     last_turn: Literal["normal", "answer_only", "no_search"] = "answer_only"
     """``"answer_only"`` tells the model on its last turn that it must answer;
     ``"no_search"``: Search-R1's final turn, whose search is not run."""
-
-    max_query_chars: int = 512
-    """Queries are cut to this many characters."""
 
     # --- GRPO
     questions_per_step: int = 8
@@ -283,8 +259,10 @@ class GRPOConfig:
     """Free-form notes stored with the run."""
 
     def __post_init__(self) -> None:
-        self.question_types = tuple(self.question_types)
-        self.curriculum = tuple((int(s), tuple(t)) for s, t in self.curriculum)
+        # frozen: normalise the JSON / CLI lists through object.__setattr__
+        object.__setattr__(self, "question_types", tuple(self.question_types))
+        curriculum = tuple((int(s), tuple(t)) for s, t in self.curriculum)
+        object.__setattr__(self, "curriculum", curriculum)
         checks: list[tuple[bool, str]] = [
             (self.group_size >= 2, f"group_size: expected >= 2, got {self.group_size}"),
             (self.questions_per_step >= 1, "questions_per_step: expected >= 1"),
@@ -364,6 +342,7 @@ class GRPOConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"GRPOConfig.{message}")
+        TurnSettings.__post_init__(self)  # its own checks (top_p, the budgets)
 
     @property
     def rollouts_per_step(self) -> int:
