@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from research_agents.generation.base import SamplingParams
-from research_agents.grpo.rollout import Trajectory, rollout
+from research_agents.grpo.rollout import Trajectory, rollout, rollout_seed
 from research_env.env import SearchQAEnv
 from research_env.records import EpisodeRecord
 from research_env.settings import EnvSettings
@@ -284,7 +284,7 @@ class SearchQARollout:
         args = trainer.args
         budget = self.config.max_response_tokens or args.max_completion_length or 1024
         step = int(trainer.state.global_step)
-        seed = int(args.seed) * 1_000_003 + step * 1009 + int(trainer.accelerator.process_index)
+        seed = rollout_seed(int(args.seed), step, int(trainer.accelerator.process_index))
         params = SamplingParams(
             max_new_tokens=self.config.max_new_tokens,
             temperature=float(args.temperature),

@@ -29,6 +29,19 @@ if TYPE_CHECKING:
     from research_env.vector import SearchQAVectorEnv
 
 
+def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The sampler seed of one step's rollouts: distinct per step and per rank.
+
+    The one seed scheme of every route that samples rollouts (the GRPO trainer and TRL's
+    ``rollout_func``); rank 0 gets the single-process seed, so a one-process run and rank 0 of
+    a distributed one sample alike.
+
+    >>> rollout_seed(0, 2), rollout_seed(0, 2, rank=1) - rollout_seed(0, 2)
+    (2000, 1099511627776)
+    """
+    return seed * 1_000_003 + step * 1_000 + rank * 2**40
+
+
 @dataclass
 class Trajectory:
     """One episode as token ids, ready for the GRPO loss."""

@@ -50,7 +50,7 @@ from research_agents.grpo.evaluation import evaluate_policy, stratified_subset
 from research_agents.grpo.guards import CollapseGuard, collapse_metrics
 from research_agents.grpo.plot import plot_curves
 from research_agents.grpo.policy import freeze_lower_layers
-from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout
+from research_agents.grpo.rollout import RolloutStats, Trajectory, rollout, rollout_seed
 from research_agents.grpo.training_log import (
     MetricsLogger,
     episode_columns,
@@ -421,8 +421,7 @@ class GRPOTrainer:
             turn_prefix=cfg.turn_prefix,
             final_prefix=cfg.final_prefix,
             max_response_tokens=cfg.max_response_tokens,
-            # distinct per step and per rank (rank 0: the single-process seed)
-            seed=cfg.seed * 1_000_003 + self.step * 1_000 + self.dist.rank * 2**40,
+            seed=rollout_seed(cfg.seed, self.step, self.dist.rank),
         )
         if self.reward_hook is not None:
             for t in trajs:
