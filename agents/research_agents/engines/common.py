@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from research_env.env import SearchQAEnv
+from research_env.records import episode_record
 
 ENV_ARGUMENTS: tuple[str, ...] = tuple(
     name for name in inspect.signature(SearchQAEnv.__init__).parameters if name != "self"
@@ -122,16 +123,24 @@ def pick_question(extras: Mapping[str, Any], where: str) -> dict[str, Any]:
     )
 
 
-def episode_metrics(info: Mapping[str, Any], turns: int) -> dict[str, float]:
-    """The numbers worth logging about an ended episode, from its last ``step`` info."""
-    rc = info.get("reward_components", {})
+def engine_metrics(info: Mapping[str, Any], turns: int) -> dict[str, float]:
+    """What an engine logs about an ended episode, read from its last ``step`` info.
+
+    The values come from :func:`research_env.records.episode_record`, as every other route's.
+
+    >>> info = {"num_searches": 2, "prediction": "Lima", "end_reason": "answer",
+    ...         "reward_components": {"em": 1.0, "f1": 1.0, "format_ok": True}}
+    >>> engine_metrics(info, turns=3)["searches"], engine_metrics(info, turns=3)["answered"]
+    (2.0, 1.0)
+    """
+    record = episode_record({"index": -1, "question_id": ""}, info, question="", reward=0.0)
     return {
-        "em": float(rc.get("em", 0.0)),
-        "f1": float(rc.get("f1", 0.0)),
-        "format_ok": float(bool(rc.get("format_ok", False))),
-        "answer_in_retrieval": float(bool(rc.get("answer_in_retrieval", False))),
-        "answered": float(info.get("prediction") is not None),
-        "searches": float(info.get("num_searches", 0)),
+        "em": record.em,
+        "f1": record.f1,
+        "format_ok": float(record.format_ok),
+        "answer_in_retrieval": float(record.answer_in_retrieval),
+        "answered": float(record.prediction is not None),
+        "searches": float(record.searches),
         "turns": float(turns),
     }
 

@@ -34,8 +34,8 @@ import skyrl_gym
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput, ConversationType
 
 from research_agents.engines.common import (
+    engine_metrics,
     env_kwargs,
-    episode_metrics,
     pick_question,
     question_rows,
     write_dataset_cli,
@@ -113,7 +113,7 @@ class SearchQASkyRLEnv(BaseTextEnv):  # type: ignore[misc]  # skyrl_gym ships no
 
     def get_metrics(self) -> dict[str, Any]:
         """Episode numbers SkyRL logs (averaged over episodes by ``aggregate_metrics``)."""
-        return episode_metrics(self._last_info, self.turns) if self._last_info else {}
+        return engine_metrics(self._last_info, self.turns) if self._last_info else {}
 
     def close(self) -> None:
         """Close the underlying SearchQA-v0 env."""

@@ -34,7 +34,7 @@ import httpx
 import verifiers.v1 as vf
 from pydantic import Field
 
-from research_agents.engines.common import env_kwargs, episode_metrics, question_rows
+from research_agents.engines.common import engine_metrics, env_kwargs, question_rows
 from research_env.env import SearchQAEnv
 from research_env.rewards import exact_match, f1_score
 
@@ -173,7 +173,7 @@ class SearchQAHarness(vf.Harness[SearchQAHarnessConfig]):  # type: ignore[misc]
             "reward": float(reward),
             "prediction": info.get("prediction"),
             "end_reason": info.get("end_reason"),
-            "metrics": episode_metrics(info, turns),
+            "metrics": engine_metrics(info, turns),
         }
         return vf.ProgramResult(0, json.dumps(trace.info["searchqa"]), "")
 

@@ -33,7 +33,7 @@ from verl.experimental.agent_loop.agent_loop import (
     register,
 )
 
-from research_agents.engines.common import env_kwargs, episode_metrics, pick_question
+from research_agents.engines.common import engine_metrics, env_kwargs, pick_question
 from research_env.env import SearchQAEnv
 
 __all__ = ["AGENT_NAME", "SearchQAAgentLoop"]
@@ -121,5 +121,5 @@ class SearchQAAgentLoop(AgentLoopBase):  # type: ignore[misc]  # verl ships no p
             reward_score=float(reward),
             num_turns=1 + turns + observations,  # the user prompt, assistant turns, results
             metrics=AgentLoopMetrics(),
-            extra_fields={"searchqa": episode_metrics(info, turns)},
+            extra_fields={"searchqa": engine_metrics(info, turns)},
         )
