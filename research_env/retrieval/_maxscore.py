@@ -22,7 +22,7 @@ Scores are accumulated in float32 as bm25s does; the thresholds keep a relative 
 1e-4 so rounding can never prune a document that belongs to the top k. The few contenders left
 are then rescored in query order, exactly as bm25s sums them, so the scores are bit-identical to
 bm25s's, and ranked by (score desc, document number asc) as
-:func:`research_env.retrieval.bm25._topk_row` ranks them: both accelerators return the same
+:func:`research_env.retrieval.bm25_engines._topk_row` ranks them: both accelerators return the same
 passages and scores. Contributions must be positive (bm25s's "lucene" method; the caller checks).
 
 Everything is compiled with ``cache=True``: the first process on a machine pays the JIT
