@@ -74,6 +74,17 @@ def _train(out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _resume(run: Path, hooks: Path) -> subprocess.CompletedProcess[str]:
+    """``searchqa train --resume`` of ``run`` to step 3, its output captured."""
+    return subprocess.run(
+        _train(run, "--resume", "--steps", "3"),
+        env=_env(hooks),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def _tiny(out: Path, steps: int, *extra: str) -> list[str]:
     return _train(
         out,
@@ -185,13 +196,7 @@ def test_a_pickle_payload_never_runs(run: Path, hooks: Path, tmp_path: Path) -> 
 
     with pytest.raises(CheckpointError, match="refused to load"):
         _checkpoint_details(ckpt, TurnSettings(), None)
-    proc = subprocess.run(
-        _train(run, "--resume", "--steps", "3"),
-        env=_env(hooks),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _resume(run, hooks)
     line = _one_line_error(proc)
     assert f"{ckpt / 'trainer_state.pt'}: refused to load" in line
     assert not marker.exists()
@@ -275,13 +280,7 @@ def test_checkpoint_old_left_between_the_renames_is_recovered(run: Path, hooks: 
     shutil.copytree(ckpt, run / f"checkpoint.tmp{dead.pid}")
     ckpt.rename(run / "checkpoint.old")
     # and no --preset: the saved config (model "tiny") is what resumes
-    proc = subprocess.run(
-        _train(run, "--resume", "--steps", "3"),
-        env=_env(hooks),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _resume(run, hooks)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "recovered" in proc.stderr and "checkpoint.old" in proc.stderr
     assert read_step(ckpt) == 3
@@ -315,13 +314,7 @@ def test_a_corrupted_file_is_one_line_naming_it(
 def test_a_corrupted_file_through_the_cli(run: Path, hooks: Path) -> None:
     (run / "checkpoint" / "trainer_state.safetensors").write_bytes(b"\x01\x02")
     before = (run / "metrics.jsonl").read_text()
-    proc = subprocess.run(
-        _train(run, "--resume", "--steps", "3"),
-        env=_env(hooks),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _resume(run, hooks)
     assert "trainer_state.safetensors: unreadable" in _one_line_error(proc)
     assert (run / "metrics.jsonl").read_text() == before
 

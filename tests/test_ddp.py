@@ -33,6 +33,10 @@ ACCELERATE += ["--num_machines", "1", "--main_process_port", "0"]
 ACCELERATE += ["--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
+RUN_FILES = ["checkpoint", "curves.png", "metrics.jsonl", "run_config.json", "samples.jsonl"]
+"""What a ``searchqa train`` run leaves in its output folder."""
+
+
 def by_length(trajectory: Any) -> float:
     """A reward that varies within groups, so every step updates the weights."""
     return float(sum(trajectory.response_ids) % 3)
@@ -202,13 +206,7 @@ def test_searchqa_train_under_accelerate_launch(tmp_path: Path) -> None:
     _run(ACCELERATE + _cli(out, 1), _env(tmp_path))
     rows = read_metrics(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1] and rows[0]["train/episodes"] == 8
-    assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint",
-        "curves.png",
-        "metrics.jsonl",
-        "run_config.json",
-        "samples.jsonl",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
     state = read_trainer_state(out / "checkpoint")
     assert state["step"] == 1 and state["world_size"] == 2
 
@@ -222,13 +220,7 @@ def test_searchqa_train_under_torchrun_then_resume_under_accelerate(tmp_path: Pa
     assert [r["step"] for r in rows] == [1, 2]  # one writer: no line twice
     assert all(r["train/episodes"] == 8 for r in rows)  # both ranks' rollouts counted
     assert sum(r["grpo/updates"] for r in rows) > 0
-    assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint",
-        "curves.png",
-        "metrics.jsonl",
-        "run_config.json",
-        "samples.jsonl",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
     state = read_trainer_state(out / "checkpoint")
     assert state["step"] == 2 and state["world_size"] == 2
     config = json.loads((out / "checkpoint" / "config.json").read_text())

@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from research_agents.demo_report import compare_line, em_f1, table, write_results
+from research_agents.demo_report import compare_line, em_f1, parse_args, table, write_results
 from research_agents.grpo.evaluation import stratified_subset
 from research_agents.grpo.presets import get_preset
 
@@ -44,15 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         help=f"GRPO steps (default {DEMO_STEPS}: ~7 min on 2 idle cores)",
     )
     parser.epilog = "Any GRPOConfig field may follow as an override, e.g. --lr 5e-5 --group_size 8."
-    args, rest = parser.parse_known_args(argv)
+    args, overrides = parse_args(parser, argv)
 
-    from research_agents.commands.train import parse_overrides
     from research_agents.grpo.trainer import GRPOTrainer
 
-    try:
-        overrides = parse_overrides(rest)
-    except ValueError as e:
-        parser.error(str(e))
     t0 = time.perf_counter()
     config = get_preset(args.preset).replace(**overrides)
     config = config.replace(

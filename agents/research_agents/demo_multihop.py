@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from research_agents.demo_report import compare_line, em_f1, table, write_results
+from research_agents.demo_report import compare_line, em_f1, parse_args, table, write_results
 from research_agents.grpo.evaluation import evaluate_policy, stratified_subset
 from research_agents.grpo.presets import get_preset
 from research_env.data.factbook.qa import SINGLE_HOP_TYPES
@@ -74,16 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=STAGE1_STEPS, help="stage-1 GRPO steps")
     parser.add_argument("--stage2-steps", type=int, default=STAGE2_STEPS)
     parser.epilog = "Any GRPOConfig field may follow as an override of both stages, e.g. --lr 5e-5."
-    args, rest = parser.parse_known_args(argv)
+    args, overrides = parse_args(parser, argv)
 
-    from research_agents.commands.train import parse_overrides
     from research_agents.grpo.trainer import GRPOTrainer
     from research_env.vector import SearchQAVectorEnv
 
-    try:
-        overrides = parse_overrides(rest)
-    except ValueError as e:
-        parser.error(str(e))
     t0 = time.perf_counter()
     out = Path(args.output_dir)
     fixed = {"time_budget_s": None, "eval_every": 0, "eval_size": 0, "checkpoint_every": 0}
@@ -122,14 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     t = time.perf_counter()
-    before = evaluate_policy(
-        env,
-        trainer.generator,
-        trainer.tokenizer,
-        subset,
-        stop=env.envs[0].stop_strings,
-        turns=turns,
-    )
+
+    def held_out(trainer: Any) -> list[EpisodeRecord]:  # both rows: same questions and turns
+        stop = env.envs[0].stop_strings
+        return evaluate_policy(
+            env, trainer.generator, trainer.tokenizer, subset, stop=stop, turns=turns
+        )
+
+    before = held_out(trainer)
     print(f"zero-shot: {em_f1(before)}  ({time.perf_counter() - t:.0f} s)", flush=True)
 
     train_s = _train(trainer, "stage 1")  # leaves its checkpoint in <output>/stage1/checkpoint
@@ -140,14 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {steps} steps in {train_s:.0f} s", flush=True)
 
     t = time.perf_counter()
-    after = evaluate_policy(
-        env,
-        trainer.generator,
-        trainer.tokenizer,
-        subset,
-        stop=env.envs[0].stop_strings,
-        turns=turns,
-    )
+    after = held_out(trainer)
     print(f"after GRPO: {em_f1(after)}  ({time.perf_counter() - t:.0f} s)\n")
     rows = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {steps} steps (2 stages)", after)]
     print(table(rows, by_hops=True))

@@ -1,4 +1,4 @@
-"""What both demos print and save: the before/after table, the EM ratio and the results file.
+"""What both GRPO demos share: their command line, the before/after table, the EM ratio, the file.
 
 ``make demo`` (:mod:`research_agents.demo`) and ``make demo-multihop``
 (:mod:`research_agents.demo_multihop`) evaluate the same held-out questions before and after
@@ -8,6 +8,7 @@ GRPO; each evaluation is a list of :class:`~research_env.records.EpisodeRecord`,
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "Evaluated",
     "compare_line",
     "em_f1",
+    "parse_args",
     "searches_per_question",
     "table",
     "write_results",
@@ -28,6 +30,22 @@ __all__ = [
 
 Evaluated = tuple[str, Sequence[EpisodeRecord]]
 """A table row: the policy's name and its records on the held-out questions."""
+
+
+def parse_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The demo's own options, and any ``--FIELD VALUE`` GRPOConfig overrides after them.
+
+    A bad override ends the program with the parser's one-line usage error.
+    """
+    from research_agents.commands.train import parse_overrides
+
+    args, rest = parser.parse_known_args(argv)
+    try:
+        return args, parse_overrides(rest)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def searches_per_question(records: Sequence[EpisodeRecord], types: Sequence[str]) -> float:
