@@ -363,7 +363,7 @@ def _span(episodes: Sequence[dict[str, Any]]) -> str:
     return ("source " if len(names) == 1 else "sources ") + ", ".join(names)
 
 
-def summarize(episodes: Iterable[dict[str, Any]]) -> str:
+def describe(episodes: Iterable[dict[str, Any]]) -> str:
     """One line: episodes, correct, steps (or sources), types."""
     eps = list(episodes)
     return (

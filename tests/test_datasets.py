@@ -2,7 +2,8 @@
 
 tests/fixtures/flashrag/{name}/{split}.jsonl are FlashRAG records (the Hub's columnar metadata
 for HotpotQA and 2Wiki); tests/fixtures/flashrag/original/ holds the same HotpotQA, 2Wiki and
-MuSiQue questions in the original releases' layouts, and PopQA's TSV.
+MuSiQue questions in the original releases' layouts, and PopQA's TSV. One file past ~400
+lines: the same checks run over every dataset's layouts, so the layouts stay side by side.
 """
 
 import json

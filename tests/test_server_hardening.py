@@ -3,7 +3,9 @@ connection cap, malformed input, and off-loop encoding.
 
 Real ``searchqa serve`` processes (memory is measured as the server process's RSS from /proc)
 or real uvicorn servers in a thread, on 127.0.0.1, driven through raw sockets where the HTTP
-client would hide the behaviour (chunked bodies, idle or slow connections).
+client would hide the behaviour (chunked bodies, idle or slow connections). One file past
+~400 lines: each hostile client needs its own set-up, and together they are the server's threat
+model, read in one place.
 """
 
 from __future__ import annotations

@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the page; print where it went and what it holds."""
-    from research_env.view import ViewError, load_sources, summarize, write_view
+    from research_env.view import ViewError, describe, load_sources, write_view
 
     try:
         episodes = load_sources(args.sources)
         page = write_view(args.sources, args.out, title=args.title)
     except ViewError as e:
         raise UsageError(str(e)) from None
-    print(f"{summarize(episodes)}")
+    print(describe(episodes))
     print(f"view: {page}")
     print(f"open it: file://{page.resolve()}")
     return 0
