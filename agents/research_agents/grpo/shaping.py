@@ -81,10 +81,9 @@ def em_search_cost(trajectory: Trajectory) -> float:
         >>> em_search_cost(Trajectory(prompt_ids=[], info={"num_searches": 3}))
         0.0
     """
-    em = float(trajectory.info.get("reward_components", {}).get("em", 0.0))
-    searches = int(trajectory.info.get("num_searches", 0))
-    invalid = int(trajectory.info.get("invalid_actions", 0))
-    return em * max(0.0, 1.0 - SEARCH_COST * max(0, searches - 1) - INVALID_COST * invalid)
+    r = trajectory.record()
+    cost = SEARCH_COST * max(0, r.searches - 1) + INVALID_COST * r.invalid_actions
+    return r.em * max(0.0, 1.0 - cost)
 
 
 def em_search_cost_retrieval(trajectory: Trajectory) -> float:
@@ -105,7 +104,7 @@ def em_search_cost_retrieval(trajectory: Trajectory) -> float:
         >>> round(em_search_cost_retrieval(Trajectory(prompt_ids=[], info=info)), 3)
         0.9
     """
-    found = bool(trajectory.info.get("reward_components", {}).get("answer_in_retrieval", False))
+    found = trajectory.record().answer_in_retrieval
     return max(em_search_cost(trajectory), RETRIEVAL_CREDIT * found)
 
 
@@ -131,5 +130,5 @@ def em_search_cost_support(trajectory: Trajectory) -> float:
         >>> round(em_search_cost_support(Trajectory(prompt_ids=[], info=info)), 3)
         0.9
     """
-    recall = trajectory.info.get("reward_components", {}).get("support_recall") or 0.0
-    return max(em_search_cost(trajectory), SUPPORT_CREDIT * float(recall))
+    recall = trajectory.record().support_recall or 0.0
+    return max(em_search_cost(trajectory), SUPPORT_CREDIT * recall)
