@@ -9,6 +9,11 @@ prompt and the middle-turn prefix of the recipe were chosen (docs/results.md)::
         --model runs/factbook-smollm2-multihop-stage1/checkpoint/model
 
 Any ``GRPOConfig`` field can be set with ``--set key=JSON`` (e.g. ``--set max_new_tokens=48``).
+
+For bridge rollouts it also counts the step multi-hop needs: a query after the first that names
+the bridge entity (``metadata["entities"][-1]``, e.g. Chile for "the currency of the country
+whose capital is Santiago"), and an episode whose searches showed both supporting passages
+(``support_recall`` 1.0).
 """
 
 from __future__ import annotations
@@ -17,7 +22,22 @@ import argparse
 import collections
 import json
 import random
+import re
 import time
+
+_QUERY = re.compile(r"<search>(.*?)</search>", re.DOTALL)
+
+
+def names_bridge_entity(text: str, entity: str) -> bool:
+    """Whether a query after the episode's first names ``entity`` (case-insensitive).
+
+    >>> two = "<search> Santiago capital </search> ... <search> chile currency </search>"
+    >>> names_bridge_entity(two, "Chile")
+    True
+    >>> names_bridge_entity("<search> Chile capital </search>", "Chile")
+    False
+    """
+    return any(entity.lower() in q.lower() for q in _QUERY.findall(text)[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
             f"| {kind} | {sum(searches) / len(v):.2f} | {dict(collections.Counter(searches))} | "
             f"{dict(collections.Counter(x[1] for x in v))} | {sum(x[2] for x in v) / len(v):.3f} |"
         )
+    bridge = [t for t in trajs if examples[t.question_index].metadata["type"] == "bridge"]
+    named = sum(
+        names_bridge_entity(
+            trainer.tokenizer.decode(t.response_ids),
+            examples[t.question_index].metadata["entities"][-1],
+        )
+        for t in bridge
+    )
+    both = sum((t.info.get("reward_components") or {}).get("support_recall") == 1.0 for t in bridge)
+    print(
+        f"\nbridge rollouts: {len(bridge)}; a later query names the bridge entity: {named}; "
+        f"both supporting passages shown: {both}"
+    )
     for t in trajs[:: args.group][: args.show]:
         e = examples[t.question_index]
         print(f"\n== {e.question}  gold {e.golden_answers[:1]}  reward {t.reward:g}")
