@@ -8,6 +8,8 @@ prompt and the middle-turn prefix of the recipe were chosen (docs/results.md)::
     python benchmarks/multihop_probe.py --template research_hops --turn_prefix "<" \
         --model runs/factbook-smollm2-multihop-stage1/checkpoint/model
 
+``--template`` also takes the prompt variants of :data:`PROBE_PROMPTS`.
+
 Any ``GRPOConfig`` field can be set with ``--set key=JSON`` (e.g. ``--set max_new_tokens=48``).
 
 For bridge rollouts it also counts the step multi-hop needs: a query after the first that names
@@ -26,6 +28,36 @@ import re
 import time
 
 _QUERY = re.compile(r"<search>(.*?)</search>", re.DOTALL)
+
+_LAYOUT = (
+    "You are a helpful assistant. You answer the user's question with the help of a search "
+    "engine. To look something up, write one short query as <search> query </search>; the "
+    "search engine then returns passages inside <result> </result>, each titled with its "
+    "country and topic. After each result, either search again for the next fact you need, "
+    "or, when the result holds the answer, copy the answer from it (a name, a number or a "
+    "short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is the "
+    "capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
+    "Norvania — Government — Capital) name: Delmar </result> <answer> \\boxed{Delmar} "
+    "</answer> Asked 'What is the currency of the country whose capital is Delmar?', first "
+    "find the country, then its currency: <search> Delmar capital </search> <result> Doc 1 "
+    "(Title: Norvania — Government — Capital) name: Delmar </result> <search> Norvania "
+    "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
+    "per US dollar </result> <answer> \\boxed{crown} </answer>"
+)
+
+PROBE_PROMPTS = {
+    "hops_layout": _LAYOUT,
+    "hops_rule": _LAYOUT
+    + (
+        " When a question names a country only by a clue (its capital, or the neighbour it "
+        "borders most), the first search finds the country: read its name from the result's "
+        "titles, then search for that name and the fact asked."
+    ),
+}
+"""Variants of ``research_hops``'s system prompt that this probe registers as templates:
+``hops_layout`` shows the examples' results in the corpus's own layout (``Doc 1 (Title:
+Country — Section — Field) ...``); ``hops_rule`` adds a sentence saying how a bridge question
+is searched."""
 
 
 def names_bridge_entity(text: str, entity: str) -> bool:
@@ -52,11 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="FIELD=JSON")
     args = parser.parse_args(argv)
 
+    from dataclasses import replace
+
     from research_agents.grpo.presets import get_preset
     from research_agents.grpo.trainer import GRPOTrainer
 
+    import research_env.templates as templates
     from research_env.data.factbook.qa import SINGLE_HOP_TYPES
 
+    for name, text in PROBE_PROMPTS.items():
+        base = templates.TEMPLATES["research_hops"]
+        templates.TEMPLATES[name] = replace(base, name=name, system_prompt=text)
     extra = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     n = 2 * args.per_kind
     cfg = get_preset("factbook-smollm2-multihop").replace(
@@ -112,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\nbridge rollouts: {len(bridge)}; a later query names the bridge entity: {named}; "
         f"both supporting passages shown: {both}"
     )
+    for t in bridge:  # what the policy searched for after the first result
+        queries = [q.strip() for q in _QUERY.findall(trainer.tokenizer.decode(t.response_ids))]
+        if len(queries) > 1:
+            entity = examples[t.question_index].metadata["entities"][-1]
+            print(f"  bridge entity {entity!r}: queries {queries}")
     for t in trajs[:: args.group][: args.show]:
         e = examples[t.question_index]
         print(f"\n== {e.question}  gold {e.golden_answers[:1]}  reward {t.reward:g}")
