@@ -45,19 +45,11 @@ _LAYOUT = (
     "per US dollar </result> <answer> \\boxed{crown} </answer>"
 )
 
-PROBE_PROMPTS = {
-    "hops_layout": _LAYOUT,
-    "hops_rule": _LAYOUT
-    + (
-        " When a question names a country only by a clue (its capital, or the neighbour it "
-        "borders most), the first search finds the country: read its name from the result's "
-        "titles, then search for that name and the fact asked."
-    ),
-}
+PROBE_PROMPTS = {"hops_layout": _LAYOUT}
 """Variants of ``research_hops``'s system prompt that this probe registers as templates:
 ``hops_layout`` shows the examples' results in the corpus's own layout (``Doc 1 (Title:
-Country — Section — Field) ...``); ``hops_rule`` adds a sentence saying how a bridge question
-is searched."""
+Country — Section — Field) ...``). The built-in ``research_hops_guided`` is ``hops_layout``
+plus a sentence saying how a bridge question is searched."""
 
 
 def names_bridge_entity(text: str, entity: str) -> bool:

@@ -7,7 +7,13 @@ text here changes the protocol fingerprint of every template that uses it.
 
 from __future__ import annotations
 
-__all__ = ["HOPS_SYSTEM", "RESEARCH_BASE", "RESEARCH_SYSTEM", "SEARCHR1_INSTRUCTIONS"]
+__all__ = [
+    "HOPS_GUIDED_SYSTEM",
+    "HOPS_SYSTEM",
+    "RESEARCH_BASE",
+    "RESEARCH_SYSTEM",
+    "SEARCHR1_INSTRUCTIONS",
+]
 
 _RESEARCH_EXAMPLE = (
     "For example: <think> I need the capital of France. </think> "
@@ -52,6 +58,28 @@ HOPS_SYSTEM = (
     "capital is Delmar?', first find the country, then its currency: <search> Delmar capital "
     "</search> <result> Norvania, capital: Delmar </result> <search> Norvania currency "
     "</search> <result> Norvania, currency: crown </result> <answer> \\boxed{crown} </answer>"
+)
+
+# research_hops's examples with results in the corpus's own layout ("Doc 1 (Title: Country —
+# Section — Field) ..."), and a sentence on how a bridge question is searched. Probed on the
+# stage-1 policy it lifted single-hop reward 0.28 -> 0.48 and no second hop (docs/results.md).
+HOPS_GUIDED_SYSTEM = (
+    "You are a helpful assistant. You answer the user's question with the help of a search "
+    "engine. To look something up, write one short query as <search> query </search>; the "
+    "search engine then returns passages inside <result> </result>, each titled with its "
+    "country and topic. After each result, either search again for the next fact you need, "
+    "or, when the result holds the answer, copy the answer from it (a name, a number or a "
+    "short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is the "
+    "capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
+    "Norvania — Government — Capital) name: Delmar </result> <answer> \\boxed{Delmar} "
+    "</answer> Asked 'What is the currency of the country whose capital is Delmar?', first "
+    "find the country, then its currency: <search> Delmar capital </search> <result> Doc 1 "
+    "(Title: Norvania — Government — Capital) name: Delmar </result> <search> Norvania "
+    "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
+    "per US dollar </result> <answer> \\boxed{crown} </answer> When a question names a "
+    "country only by a clue (its capital, or the neighbour it borders most), the first search "
+    "finds the country: read its name from the result's titles, then search for that name and "
+    "the fact asked."
 )
 
 SEARCHR1_INSTRUCTIONS = (

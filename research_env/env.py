@@ -153,7 +153,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     - ``top_k``: passages per search. ``max_turns``: actions per episode.
     - ``reward``: preset name or callable. ``template``: ``research_base``,
       ``research_instruct``, ``research_compact`` (passages cut to 40 words),
-      ``research_hops`` (tags only, with a two-search example) or ``searchr1`` (or a
+      ``research_hops`` (tags only, with a two-search example), ``research_hops_guided``
+      (the same in the corpus's result layout, with a how-to sentence) or ``searchr1`` (or a
       ``PromptTemplate``).
     - ``tokenizer``: optional; its chat template formats the instruct prompt.
     - ``invalid_action``: ``"terminate"`` or ``"correct"`` (Search-R1's corrective observation).

@@ -13,6 +13,8 @@ Five templates are built in (:data:`TEMPLATES`, :func:`get_template`):
   message; formatted with the tokenizer's chat template when one is given.
 * ``research_compact``: ``research_instruct`` with passages cut to 40 words (small models).
 * ``research_hops``: ``research_compact`` with a tags-only prompt for multi-hop questions.
+* ``research_hops_guided``: ``research_hops`` with its examples' results in the corpus's
+  layout and a sentence on how a bridge question is searched.
 * ``searchr1``: Search-R1's format: results in ``<information>…</information>``, the answer in
   ``<answer> … </answer>`` without ``\boxed{}``; one user message.
 
@@ -38,6 +40,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from research_env.actions import STOP_STRINGS
 from research_env.builtin_prompts import (
+    HOPS_GUIDED_SYSTEM,
     HOPS_SYSTEM,
     RESEARCH_BASE,
     RESEARCH_SYSTEM,
@@ -394,6 +397,10 @@ TEMPLATES: dict[str, PromptTemplate] = {
     # Multi-hop on small models: research_compact's format with a tags-only prompt whose
     # examples answer with one and with two searches.
     "research_hops": replace(_RESEARCH_COMPACT, name="research_hops", system_prompt=HOPS_SYSTEM),
+    # research_hops with its examples' results in the corpus's layout and a how-to sentence
+    "research_hops_guided": replace(
+        _RESEARCH_COMPACT, name="research_hops_guided", system_prompt=HOPS_GUIDED_SYSTEM
+    ),
     "searchr1": PromptTemplate(
         name="searchr1",
         user_template=SEARCHR1_INSTRUCTIONS,
