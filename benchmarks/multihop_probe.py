@@ -27,25 +27,11 @@ import random
 import re
 import time
 
+from research_env.builtin_prompts import HOPS_LAYOUT_SYSTEM
+
 _QUERY = re.compile(r"<search>(.*?)</search>", re.DOTALL)
 
-_LAYOUT = (
-    "You are a helpful assistant. You answer the user's question with the help of a search "
-    "engine. To look something up, write one short query as <search> query </search>; the "
-    "search engine then returns passages inside <result> </result>, each titled with its "
-    "country and topic. After each result, either search again for the next fact you need, "
-    "or, when the result holds the answer, copy the answer from it (a name, a number or a "
-    "short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is the "
-    "capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
-    "Norvania — Government — Capital) name: Delmar </result> <answer> \\boxed{Delmar} "
-    "</answer> Asked 'What is the currency of the country whose capital is Delmar?', first "
-    "find the country, then its currency: <search> Delmar capital </search> <result> Doc 1 "
-    "(Title: Norvania — Government — Capital) name: Delmar </result> <search> Norvania "
-    "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
-    "per US dollar </result> <answer> \\boxed{crown} </answer>"
-)
-
-PROBE_PROMPTS = {"hops_layout": _LAYOUT}
+PROBE_PROMPTS = {"hops_layout": HOPS_LAYOUT_SYSTEM}
 """Variants of ``research_hops``'s system prompt that this probe registers as templates:
 ``hops_layout`` shows the examples' results in the corpus's own layout (``Doc 1 (Title:
 Country — Section — Field) ...``). The built-in ``research_hops_guided`` is ``hops_layout``

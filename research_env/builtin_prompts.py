@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "HOPS_GUIDED_SYSTEM",
+    "HOPS_LAYOUT_SYSTEM",
     "HOPS_SYSTEM",
     "RESEARCH_BASE",
     "RESEARCH_SYSTEM",
@@ -61,9 +62,8 @@ HOPS_SYSTEM = (
 )
 
 # research_hops's examples with results in the corpus's own layout ("Doc 1 (Title: Country —
-# Section — Field) ..."), and a sentence on how a bridge question is searched. Probed on the
-# stage-1 policy it lifted single-hop reward 0.28 -> 0.48 and no second hop (docs/results.md).
-HOPS_GUIDED_SYSTEM = (
+# Section — Field) ..."); benchmarks/multihop_probe.py probes it as "hops_layout".
+HOPS_LAYOUT_SYSTEM = (
     "You are a helpful assistant. You answer the user's question with the help of a search "
     "engine. To look something up, write one short query as <search> query </search>; the "
     "search engine then returns passages inside <result> </result>, each titled with its "
@@ -76,10 +76,15 @@ HOPS_GUIDED_SYSTEM = (
     "find the country, then its currency: <search> Delmar capital </search> <result> Doc 1 "
     "(Title: Norvania — Government — Capital) name: Delmar </result> <search> Norvania "
     "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
-    "per US dollar </result> <answer> \\boxed{crown} </answer> When a question names a "
-    "country only by a clue (its capital, or the neighbour it borders most), the first search "
-    "finds the country: read its name from the result's titles, then search for that name and "
-    "the fact asked."
+    "per US dollar </result> <answer> \\boxed{crown} </answer>"
+)
+
+# The layout prompt and a sentence on how a bridge question is searched. Probed on the
+# stage-1 policy it lifted single-hop reward 0.28 -> 0.48 and no second hop (docs/results.md).
+HOPS_GUIDED_SYSTEM = HOPS_LAYOUT_SYSTEM + (
+    " When a question names a country only by a clue (its capital, or the neighbour it "
+    "borders most), the first search finds the country: read its name from the result's "
+    "titles, then search for that name and the fact asked."
 )
 
 SEARCHR1_INSTRUCTIONS = (
