@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from research_agents.demo_report import compare_line, em_f1, parse_args, table, write_results
+from research_agents.eval.metrics import summarise
 from research_agents.grpo.evaluation import stratified_subset
 from research_agents.grpo.presets import get_preset
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     t1 = time.perf_counter()
-    before = trainer.evaluate(split_indices=subset)
+    before = summarise(trainer.evaluate(split_indices=subset))
     print(f"zero-shot: {em_f1(before)}  ({time.perf_counter() - t1:.0f} s)", flush=True)
 
     print(
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"trained {trainer.step} steps in {train_s:.0f} s", flush=True)
     t2 = time.perf_counter()
-    after = trainer.evaluate(split_indices=subset)
+    after = summarise(trainer.evaluate(split_indices=subset))
     print(f"after GRPO: {em_f1(after)}  ({time.perf_counter() - t2:.0f} s)\n")
 
     print(table([("SmolLM2-135M zero-shot", before), (f"+ GRPO, {trainer.step} steps", after)]))

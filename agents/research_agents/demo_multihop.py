@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from research_agents.demo_report import compare_line, em_f1, parse_args, table, write_results
+from research_agents.eval.metrics import summarise
 from research_agents.grpo.evaluation import evaluate_policy, stratified_subset
 from research_agents.grpo.presets import get_preset
 from research_env.data.factbook.qa import SINGLE_HOP_TYPES
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             env, trainer.generator, trainer.tokenizer, subset, stop=stop, turns=turns
         )
 
-    before = held_out(trainer)
+    before = summarise(held_out(trainer))
     print(f"zero-shot: {em_f1(before)}  ({time.perf_counter() - t:.0f} s)", flush=True)
 
     train_s = _train(trainer, "stage 1")  # leaves its checkpoint in <output>/stage1/checkpoint
@@ -135,13 +136,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {steps} steps in {train_s:.0f} s", flush=True)
 
     t = time.perf_counter()
-    after = held_out(trainer)
+    records = held_out(trainer)
+    after = summarise(records)
     print(f"after GRPO: {em_f1(after)}  ({time.perf_counter() - t:.0f} s)\n")
     rows = [("SmolLM2-135M zero-shot", before), (f"+ GRPO, {steps} steps (2 stages)", after)]
     print(table(rows, by_hops=True))
     print("\n" + compare_line(before, after))
 
-    episode = most_searches(after)
+    episode = most_searches(records)
     shown: dict[str, Any] | None = None
     if episode is not None:
         response = episode.log[0][1] if episode.log else ""
