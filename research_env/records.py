@@ -173,7 +173,7 @@ class EpisodeRecord:
 
 
 def episode_record(
-    start: Mapping[str, Any],
+    start: Mapping[str, Any] | None,
     info: Mapping[str, Any],
     *,
     question: str,
@@ -188,7 +188,8 @@ def episode_record(
 
     Args:
         start: The :class:`ResetInfo` of the episode (``index``, ``question_id``,
-            ``question_type``).
+            ``question_type``); ``None`` (or a key left out) where the caller kept none and
+            wants only the outcome: ``index`` -1, ``question_id`` empty.
         info: The :class:`StepInfo` of its last step.
         question: The question text.
         reward: The episode's terminal reward.
@@ -211,12 +212,13 @@ def episode_record(
         (1.0, 1, 2, 'answer')
     """
     acts = list(actions)
+    start = start or {}
     rc = info.get("reward_components") or {}
     golds = info.get("golden_answers", []) if golden_answers is None else golden_answers
     recall = rc.get("support_recall")
     return EpisodeRecord(
-        index=int(start["index"]),
-        question_id=str(start["question_id"]),
+        index=int(start.get("index", -1)),
+        question_id=str(start.get("question_id") or ""),
         question=question,
         question_type=start.get("question_type"),
         golden_answers=list(golds),

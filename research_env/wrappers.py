@@ -109,6 +109,7 @@ class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.Recor
         self._searches = 0
         self._start = time.perf_counter()
         self._question_id: str | None = None
+        self._reset_info: Mapping[str, Any] = {}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -117,6 +118,7 @@ class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.Recor
         obs, info = self.env.reset(seed=seed, options=options)
         self._return, self._length, self._searches = 0.0, 0, 0
         self._start = time.perf_counter()
+        self._reset_info = info
         qid = info.get("question_id")
         self._question_id = None if qid is None else str(qid)
         return obs, info
@@ -134,8 +136,9 @@ class RecordEpisodeStatistics(gym.Wrapper[ObsT, str, ObsT, str], gym.utils.Recor
         return obs, reward, terminated, truncated, info
 
     def _finish(self, info: Mapping[str, Any]) -> EpisodeStatistics:
-        start = {"index": -1, "question_id": self._question_id or ""}
-        record = episode_record(start, info, question="", reward=self._return, turns=self._length)
+        record = episode_record(
+            self._reset_info, info, question="", reward=self._return, turns=self._length
+        )
         stats = EpisodeStatistics(
             r=self._return,
             l=self._length,

@@ -133,7 +133,7 @@ def engine_metrics(info: Mapping[str, Any], turns: int) -> dict[str, float]:
     >>> engine_metrics(info, turns=3)["searches"], engine_metrics(info, turns=3)["answered"]
     (2.0, 1.0)
     """
-    record = episode_record({"index": -1, "question_id": ""}, info, question="", reward=0.0)
+    record = episode_record(None, info, question="", reward=0.0)
     return {
         "em": record.em,
         "f1": record.f1,

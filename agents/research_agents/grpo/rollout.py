@@ -96,11 +96,9 @@ class Trajectory:
         answers come from ``example`` and its end reason is ``token_budget``. Without
         ``example`` (batch statistics need no question text) the id, type and text stay empty.
         """
-        start = {
-            "index": self.question_index,
-            "question_id": "" if example is None else example.id,
-            "question_type": None if example is None else example.metadata.get("type"),
-        }
+        start: dict[str, Any] = {"index": self.question_index}
+        if example is not None:
+            start |= {"question_id": example.id, "question_type": example.metadata.get("type")}
         return episode_record(
             start,
             self.info,
