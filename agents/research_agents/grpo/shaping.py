@@ -37,6 +37,7 @@ one-search one even when both answer wrong. This is a process reward in the sens
 from __future__ import annotations
 
 from research_agents.grpo.rollout import Trajectory
+from research_env.records import EpisodeRecord
 
 __all__ = [
     "INVALID_COST",
@@ -81,9 +82,7 @@ def em_search_cost(trajectory: Trajectory) -> float:
         >>> em_search_cost(Trajectory(prompt_ids=[], info={"num_searches": 3}))
         0.0
     """
-    r = trajectory.record()
-    cost = SEARCH_COST * max(0, r.searches - 1) + INVALID_COST * r.invalid_actions
-    return r.em * max(0.0, 1.0 - cost)
+    return _em_less_costs(trajectory.record())
 
 
 def em_search_cost_retrieval(trajectory: Trajectory) -> float:
@@ -104,8 +103,8 @@ def em_search_cost_retrieval(trajectory: Trajectory) -> float:
         >>> round(em_search_cost_retrieval(Trajectory(prompt_ids=[], info=info)), 3)
         0.9
     """
-    found = trajectory.record().answer_in_retrieval
-    return max(em_search_cost(trajectory), RETRIEVAL_CREDIT * found)
+    r = trajectory.record()
+    return max(_em_less_costs(r), RETRIEVAL_CREDIT * r.answer_in_retrieval)
 
 
 def em_search_cost_support(trajectory: Trajectory) -> float:
@@ -130,5 +129,11 @@ def em_search_cost_support(trajectory: Trajectory) -> float:
         >>> round(em_search_cost_support(Trajectory(prompt_ids=[], info=info)), 3)
         0.9
     """
-    recall = trajectory.record().support_recall or 0.0
-    return max(em_search_cost(trajectory), SUPPORT_CREDIT * recall)
+    r = trajectory.record()
+    return max(_em_less_costs(r), SUPPORT_CREDIT * (r.support_recall or 0.0))
+
+
+def _em_less_costs(r: EpisodeRecord) -> float:
+    """:func:`em_search_cost` of an episode already read into its record."""
+    cost = SEARCH_COST * max(0, r.searches - 1) + INVALID_COST * r.invalid_actions
+    return r.em * max(0.0, 1.0 - cost)
