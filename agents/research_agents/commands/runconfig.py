@@ -50,10 +50,10 @@ def field_docs(cls: type) -> dict[str, str]:
     ``TurnSettings`` fields) take their base's docstring unless ``cls`` declares them again.
     """
     docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is not cls and dataclasses.is_dataclass(klass):
-            docs.update(field_docs(klass))
-    return docs | _own_field_docs(cls)
+    for klass in reversed(cls.__mro__):  # bases first, so a redeclaration's docstring wins
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
 
 
 def _own_field_docs(cls: type) -> dict[str, str]:
