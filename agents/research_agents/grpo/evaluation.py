@@ -55,9 +55,8 @@ def evaluate_policy(
     ``eval.metrics.summarise`` turns the records into means, intervals and per-type EM. Each
     record's ``log`` holds one ``["response", text]`` pair: the episode after the prompt as
     played (forced prefixes, sampled text and observations). ``turns`` gives the token budgets
-    and forced prefixes (its sampling fields are not used:
-    decoding is greedy). ``on_chunk(n)`` is called after each batch of ``n`` questions (a
-    progress bar's update).
+    and forced prefixes (its sampling fields are not used: decoding is greedy). ``on_chunk(n)``
+    is called after each batch of ``n`` questions (a progress bar's update).
     """
     params = SamplingParams(max_new_tokens=turns.max_new_tokens, temperature=0.0, stop=stop)
     trajs: list[Trajectory] = []
