@@ -56,6 +56,10 @@ What is and is not supported:
   actions are text segments with ``<search>`` tags, which TRL's tool parser does not read,
   and the tool loop re-renders the chat template between turns where SearchQA appends the
   observation inside the same assistant turn.
+
+The module is the TRL route and nothing else (its config, the ``rollout_func``, the episode it
+records and the reward TRL reads); it stays one file just past ~400 lines because a third of it
+is this account of what TRL's hook does and does not get.
 """
 
 from __future__ import annotations
