@@ -31,7 +31,7 @@ from research_env.builtin_prompts import HOPS_LAYOUT_SYSTEM
 
 _QUERY = re.compile(r"<search>(.*?)</search>", re.DOTALL)
 
-PROBE_PROMPTS = {"hops_layout": HOPS_LAYOUT_SYSTEM}
+PROBE_PROMPTS: dict[str, dict[str, object]] = {"hops_layout": {"system_prompt": HOPS_LAYOUT_SYSTEM}}
 """Variants of ``research_hops``'s system prompt that this probe registers as templates:
 ``hops_layout`` shows the examples' results in the corpus's own layout (``Doc 1 (Title:
 Country — Section — Field) ...``). The built-in ``research_hops_guided`` is ``hops_layout``
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     import research_env.templates as templates
     from research_env.data.factbook.qa import SINGLE_HOP_TYPES
 
-    for name, text in PROBE_PROMPTS.items():
+    for name, fields in PROBE_PROMPTS.items():
         base = templates.TEMPLATES["research_hops"]
-        templates.TEMPLATES[name] = replace(base, name=name, system_prompt=text)
+        templates.TEMPLATES[name] = replace(base, name=name, **fields)  # type: ignore[arg-type]
     extra = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     n = 2 * args.per_kind
     cfg = get_preset("factbook-smollm2-multihop").replace(

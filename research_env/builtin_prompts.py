@@ -11,6 +11,7 @@ __all__ = [
     "HOPS_GUIDED_SYSTEM",
     "HOPS_LAYOUT_SYSTEM",
     "HOPS_SYSTEM",
+    "HOPS_TITLES_SYSTEM",
     "RESEARCH_BASE",
     "RESEARCH_SYSTEM",
     "SEARCHR1_INSTRUCTIONS",
@@ -85,6 +86,25 @@ HOPS_GUIDED_SYSTEM = HOPS_LAYOUT_SYSTEM + (
     " When a question names a country only by a clue (its capital, or the neighbour it "
     "borders most), the first search finds the country: read its name from the result's "
     "titles, then search for that name and the fact asked."
+)
+
+# research_hops's examples where each result ends with a line naming its countries (the
+# template's titles_line): the name the next query needs sits where that query is written.
+HOPS_TITLES_SYSTEM = (
+    "You are a helpful assistant. You answer the user's question with the help of a search "
+    "engine. To look something up, write one short query as <search> query </search>; the "
+    "search engine then returns passages inside <result> </result>, and its last line says "
+    "which countries they are about. After each result, either search again for the next fact "
+    "you need, or, when the result holds the answer, copy the answer from it (a name, a number "
+    "or a short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is "
+    "the capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
+    "Norvania — Government — Capital) name: Delmar\nResults about: Norvania </result> <answer> "
+    "\\boxed{Delmar} </answer> Asked 'What is the currency of the country whose capital is "
+    "Delmar?', first find the country, then its currency: <search> Delmar capital </search> "
+    "<result> Doc 1 (Title: Norvania — Government — Capital) name: Delmar\nResults about: "
+    "Norvania </result> <search> Norvania currency </search> <result> Doc 1 (Title: Norvania — "
+    "Economy — Exchange rates) crowns per US dollar\nResults about: Norvania </result> "
+    "<answer> \\boxed{crown} </answer>"
 )
 
 SEARCHR1_INSTRUCTIONS = (

@@ -117,7 +117,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     ``not_recorded``, ``unavailable``), ``invalid_reason``, ``prediction``,
     ``reward_components`` (always: ``em``, ``f1``, ``sub_em``, ``format_ok``,
     ``answer_in_retrieval``, ``support_recall``: the share of the question's supporting
-    passages shown so far, ``None`` where it lists none), and at the end ``golden_answers``,
+    passages shown so far, ``None`` where it lists none; ``bridge_recall``: the share of the
+    entities a question goes through but does not name that the queries named, ``None`` where
+    there are none), and at the end ``golden_answers``,
     ``retrieval_failed`` and ``end_reason`` (answer | invalid | max_turns).
 
     ## Arguments
@@ -417,6 +419,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
 
         if isinstance(parsed, Search):
             info.update(action_type="search", query=parsed.query, query_truncated=parsed.truncated)
+            ep.queries.append(parsed.query)
             if not parsed.query and self.protocol.rules != "ours":
                 retrieved = []  # the papers send "" to their server; we retrieve nothing
             observation = self._observe(ep, retrieved, info)
@@ -460,6 +463,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             "format_ok": components.format_ok,
             "answer_in_retrieval": ep.answer_in_retrieval,
             "support_recall": ep.support_recall,
+            "bridge_recall": ep.bridge_recall,
         }
         if ep.done:
             self._ending = (

@@ -23,6 +23,7 @@ class Episode:
         answer_in_retrieval: Whether a golden answer appeared in some shown passage.
         support_recall: Share of the question's supporting passages (``metadata["support"]``,
             passage ids) shown so far; ``None`` for a question that lists none.
+        queries: The episode's search queries, in order.
         retrieval_failed: Whether any retrieval call raised ``RetrievalError``.
         invalid_actions: Number of actions that parsed as invalid.
         done: Whether the episode has terminated or been truncated.
@@ -35,6 +36,7 @@ class Episode:
     turns: int = 0
     searches: int = 0
     retrieved_ids: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
     answer_in_retrieval: bool = False
     retrieval_failed: bool = False
     invalid_actions: int = 0
@@ -61,6 +63,25 @@ class Episode:
             return None
         wanted = {str(s) for s in support}
         return len(wanted.intersection(self.retrieved_ids)) / len(wanted)
+
+    @property
+    def bridge_recall(self) -> float | None:
+        """Share of the question's unnamed entities that a query has named so far.
+
+        The entities are ``metadata["entities"]`` (the countries a Factbook question goes
+        through); those the question itself names are left out, so what remains is what a
+        search must find first: a bridge question's linking country, or a reverse question's
+        answer. ``None`` when none remain. Names match case-insensitively as substrings.
+        """
+        entities = self.example.metadata.get("entities")
+        if not isinstance(entities, list):
+            return None
+        question = self.example.question.lower()
+        hidden = {str(e).lower() for e in entities if str(e).lower() not in question}
+        if not hidden:
+            return None
+        said = " ".join(self.queries).lower()
+        return sum(e in said for e in hidden) / len(hidden)
 
     def record_passages(self, passages: list[Passage]) -> None:
         """Note what was retrieved, and whether a golden answer is in it."""

@@ -60,6 +60,10 @@ class RewardComponentsInfo(TypedDict):
     """Whether a golden answer appeared in a passage the episode's searches showed."""
     support_recall: float | None
     """Share of the question's supporting passages shown so far (``None``: it lists none)."""
+    bridge_recall: float | None
+    """Share of the entities the question goes through but does not name (``metadata
+    ["entities"]``: a bridge question's linking country) that the queries named so far
+    (``None``: there are none)."""
 
 
 class StepInfo(TypedDict, total=False):
@@ -157,6 +161,8 @@ class EpisodeRecord:
     support_recall: float | None = None
     """Share of the question's supporting passages the searches showed (``None``: it lists
     none; ``metadata["support"]``)."""
+    bridge_recall: float | None = None
+    """Share of the question's unnamed entities its queries named (``None``: it has none)."""
     invalid_actions: int = 0
     """Invalid actions the env answered with a corrective observation."""
     actions: list[str] = field(default_factory=list)
@@ -216,6 +222,7 @@ def episode_record(
     rc = info.get("reward_components") or {}
     golds = info.get("golden_answers", []) if golden_answers is None else golden_answers
     recall = rc.get("support_recall")
+    bridge = rc.get("bridge_recall")
     return EpisodeRecord(
         index=int(start.get("index", -1)),
         question_id=str(start.get("question_id") or ""),
@@ -234,6 +241,7 @@ def episode_record(
         end_reason=end_reason if end_reason is not None else info.get("end_reason"),
         retrieval_failed=bool(info.get("retrieval_failed", False)),
         support_recall=None if recall is None else float(recall),
+        bridge_recall=None if bridge is None else float(bridge),
         invalid_actions=int(info.get("invalid_actions", 0)),
         actions=acts,
         stats=dict(stats or {}),

@@ -15,6 +15,8 @@ Five templates are built in (:data:`TEMPLATES`, :func:`get_template`):
 * ``research_hops``: ``research_compact`` with a tags-only prompt for multi-hop questions.
 * ``research_hops_guided``: ``research_hops`` with its examples' results in the corpus's
   layout and a sentence on how a bridge question is searched.
+* ``research_hops_titles``: ``research_hops`` whose results end with a line naming the
+  countries they are about (``titles_line``), as its examples show.
 * ``searchr1``: Search-R1's format: results in ``<information>…</information>``, the answer in
   ``<answer> … </answer>`` without ``\boxed{}``; one user message.
 
@@ -42,6 +44,7 @@ from research_env.actions import STOP_STRINGS
 from research_env.builtin_prompts import (
     HOPS_GUIDED_SYSTEM,
     HOPS_SYSTEM,
+    HOPS_TITLES_SYSTEM,
     RESEARCH_BASE,
     RESEARCH_SYSTEM,
     SEARCHR1_INSTRUCTIONS,
@@ -124,6 +127,11 @@ class PromptTemplate:
             inside the think block.
         max_doc_words: Cut each passage to its first N words in observations (``None``: whole
             passages). Short observations keep small models on track and rollouts cheap.
+        titles_line: Text that starts a last line of each observation naming the distinct
+            subjects of its passages, best first: each title up to its first ``" — "``
+            (``"Results about: "`` gives ``Results about: Chile, Peru``). ``None``: no such
+            line. It puts the name a next query needs next to where the query is written,
+            which helps small models on bridge questions (docs/results.md).
     """
 
     name: str
@@ -138,6 +146,7 @@ class PromptTemplate:
     boxed_answer: bool = True
     response_prefix: str = ""
     max_doc_words: int | None = None
+    titles_line: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_doc_words is not None and self.max_doc_words < 1:
@@ -297,10 +306,13 @@ class PromptTemplate:
         """
         if not passages:
             return self._wrap("[no results]")
-        docs = (
+        docs = [
             f"Doc {i} (Title: {_one_line(p.title)}) {_defuse(self._cut(p.text))}"
             for i, p in enumerate(passages, start=1)
-        )
+        ]
+        if self.titles_line is not None:
+            subjects = dict.fromkeys(_one_line(p.title).split(" — ")[0] for p in passages)
+            docs[-1] += f"\n{self.titles_line}{', '.join(s for s in subjects if s)}"
         return self._wrap(self.doc_separator.join(docs))
 
     def _cut(self, text: str) -> str:
@@ -400,6 +412,13 @@ TEMPLATES: dict[str, PromptTemplate] = {
     # research_hops with its examples' results in the corpus's layout and a how-to sentence
     "research_hops_guided": replace(
         _RESEARCH_COMPACT, name="research_hops_guided", system_prompt=HOPS_GUIDED_SYSTEM
+    ),
+    # research_hops whose observations end with a line naming the results' countries
+    "research_hops_titles": replace(
+        _RESEARCH_COMPACT,
+        name="research_hops_titles",
+        system_prompt=HOPS_TITLES_SYSTEM,
+        titles_line="Results about: ",
     ),
     "searchr1": PromptTemplate(
         name="searchr1",

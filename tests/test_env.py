@@ -270,8 +270,10 @@ def test_support_recall_counts_each_hop_of_a_bridge_question():
         _, info = e.reset(options={"index": index})
         _, _, _, _, info = e.step("<search>Azerbaijan land boundaries</search>")
         assert info["reward_components"]["support_recall"] == pytest.approx(0.5)
+        assert info["reward_components"]["bridge_recall"] == 0.0  # the question names Azerbaijan
         _, _, _, _, info = e.step("<search>Armenia capital</search>")
         assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
+        assert info["reward_components"]["bridge_recall"] == 1.0
         _, _, _, _, info = e.step("<answer>Yerevan</answer>")
         assert info["reward_components"]["em"] == 1.0
         assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
@@ -283,3 +285,26 @@ def test_support_recall_is_none_without_supporting_passages(env):
     env.reset(options={"question_id": "q-peru"})
     _, _, _, _, info = env.step(SEARCH_PERU)
     assert info["reward_components"]["support_recall"] is None
+    assert info["reward_components"]["bridge_recall"] is None
+
+
+def test_bridge_recall_counts_the_entities_the_question_does_not_name():
+    """A capital-currency bridge hides its country; a later query naming it, in any case, counts."""
+    e = gym.make("SearchQA-v0", split="train", max_turns=4, top_k=3)
+    try:
+        split = e.unwrapped.examples
+        index = next(
+            i for i, ex in enumerate(split) if ex.metadata.get("template") == "capital-currency"
+        )
+        example = split[index]
+        (country,) = example.metadata["entities"]
+        assert country.lower() not in example.question.lower()
+        e.reset(options={"index": index})
+        _, _, _, _, info = e.step(f"<search>{example.question}</search>")
+        assert info["reward_components"]["bridge_recall"] == 0.0
+        _, _, _, _, info = e.step(f"<search>{country.upper()} capital</search>")
+        assert info["reward_components"]["bridge_recall"] == 1.0
+        _, _, _, _, info = e.step("<answer>none</answer>")
+        assert info["reward_components"]["bridge_recall"] == 1.0  # kept to the end
+    finally:
+        e.close()

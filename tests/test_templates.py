@@ -164,6 +164,15 @@ def test_searchr1_observation_format():
     )
 
 
+def test_titles_line_names_each_subject_once_best_first():
+    chile_again = Passage("p3", "Chile — Economy — Exchange rates", "pesos per US dollar")
+    template = get_template("research_hops_titles")
+    out = template.format_observation([*PASSAGES, chile_again])
+    assert out.endswith("pesos per US dollar\nResults about: Peru, Chile\n</result>")
+    assert "Results about" not in get_template("research_hops").format_observation(PASSAGES)
+    assert "Results about: Norvania" in (template.system_prompt or "")  # its examples show it
+
+
 def test_no_passages():
     assert (
         get_template("research_base").format_observation([]) == " <result>\n[no results]\n</result>"

@@ -32,6 +32,17 @@ One search on a bridge question finds at most its first hop (recall 0.5); only a
 that names the bridge entity finds the second, so the two-search episode outscores the
 one-search one even when both answer wrong. This is a process reward in the sense of StepSearch
 (gold evidence, known to the reward and never shown to the policy); plain EM is logged beside it.
+
+:func:`em_search_cost_bridge` adds a rung below that: credit for a query that names the
+question's hidden entity (``reward_components["bridge_recall"]``: a bridge question's linking
+country, read off the first result), whether or not that query also asks for the right field::
+
+    reward = max(em_search_cost, SUPPORT_CREDIT * support_recall + BRIDGE_CREDIT * bridge_recall)
+
+A bridge rollout that finds the first hop scores 0.2; one that then searches ``Chile capital``
+0.4; ``Chile currency``, which shows the second hop's passage, 0.6; a right answer 0.9. The
+support credit alone pays nothing until the field is right too, and a 135M policy that names
+the entity at all does so with the first query's field (docs/results.md).
 """
 
 from __future__ import annotations
@@ -40,11 +51,13 @@ from research_agents.grpo.rollout import Trajectory
 from research_env.records import EpisodeRecord
 
 __all__ = [
+    "BRIDGE_CREDIT",
     "INVALID_COST",
     "RETRIEVAL_CREDIT",
     "SEARCH_COST",
     "SUPPORT_CREDIT",
     "em_search_cost",
+    "em_search_cost_bridge",
     "em_search_cost_retrieval",
     "em_search_cost_support",
 ]
@@ -60,6 +73,9 @@ RETRIEVAL_CREDIT = 0.2
 
 SUPPORT_CREDIT = 0.4
 """Reward of a wrong answer whose searches showed every supporting passage (scaled by recall)."""
+
+BRIDGE_CREDIT = 0.2
+"""Reward added to the support credit when the queries named every entity the question hides."""
 
 
 def em_search_cost(trajectory: Trajectory) -> float:
@@ -131,6 +147,34 @@ def em_search_cost_support(trajectory: Trajectory) -> float:
     """
     r = trajectory.record()
     return max(_em_less_costs(r), SUPPORT_CREDIT * (r.support_recall or 0.0))
+
+
+def em_search_cost_bridge(trajectory: Trajectory) -> float:
+    """:func:`em_search_cost_support` plus ``BRIDGE_CREDIT`` times the bridge recall.
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``; :func:`em_search_cost_support` for questions that hide
+        no entity.
+
+    Examples:
+        >>> def shaped(**rc):
+        ...     t = Trajectory(prompt_ids=[], info={"reward_components": rc, "num_searches": 2})
+        ...     return round(em_search_cost_bridge(t), 3)
+        >>> shaped(em=0.0, support_recall=0.5, bridge_recall=0.0)  # first hop only
+        0.2
+        >>> shaped(em=0.0, support_recall=0.5, bridge_recall=1.0)  # "Chile capital"
+        0.4
+        >>> shaped(em=0.0, support_recall=1.0, bridge_recall=1.0)  # "Chile currency"
+        0.6
+        >>> shaped(em=1.0, support_recall=1.0, bridge_recall=1.0)
+        0.9
+    """
+    r = trajectory.record()
+    credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + BRIDGE_CREDIT * (r.bridge_recall or 0.0)
+    return max(_em_less_costs(r), credit)
 
 
 def _em_less_costs(r: EpisodeRecord) -> float:
