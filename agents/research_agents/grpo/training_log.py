@@ -34,6 +34,9 @@ def episode_columns(
         "answer_in_retrieval": [float(r.answer_in_retrieval) for r in records],
         # 0 for questions that list no supporting passages (only the Factbook world does).
         "support_recall": [r.support_recall or 0.0 for r in records],
+        # env/bridge_recall averages over the episodes whose question hides an entity.
+        "bridge_recall": [r.bridge_recall or 0.0 for r in records],
+        "hides_entity": [float(r.bridge_recall is not None) for r in records],
         "searches": [float(r.searches) for r in records],
         "answered": [float(r.end_reason == "answer") for r in records],
         "invalid": [float(r.end_reason == "invalid") for r in records],
@@ -69,6 +72,7 @@ def episode_metrics(columns: Mapping[str, Sequence[float]]) -> dict[str, float]:
         "env/format_ok": mean("format_ok"),
         "env/answer_in_retrieval": mean("answer_in_retrieval"),
         "env/support_recall": mean("support_recall"),
+        "env/bridge_recall": sum(columns["bridge_recall"]) / max(sum(columns["hides_entity"]), 1),
         "env/answered": mean("answered"),
         "env/invalid": mean("invalid"),
         "env/truncated": mean("truncated"),
