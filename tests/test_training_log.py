@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from research_agents.grpo.rollout import Trajectory
 from research_agents.grpo.training_log import episode_columns, episode_metrics
 
