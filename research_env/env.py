@@ -156,8 +156,9 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     - ``reward``: preset name or callable. ``template``: ``research_base``,
       ``research_instruct``, ``research_compact`` (passages cut to 40 words),
       ``research_hops`` (tags only, with a two-search example), ``research_hops_guided``
-      (the same in the corpus's result layout, with a how-to sentence) or ``searchr1`` (or a
-      ``PromptTemplate``).
+      (the same in the corpus's result layout, with a how-to sentence),
+      ``research_hops_titles`` (results end with a line naming their countries) or
+      ``searchr1`` (or a ``PromptTemplate``).
     - ``tokenizer``: optional; its chat template formats the instruct prompt.
     - ``invalid_action``: ``"terminate"`` or ``"correct"`` (Search-R1's corrective observation).
     - ``last_turn``: ``"normal"`` or ``"answer_only"``.
