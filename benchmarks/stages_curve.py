@@ -1,4 +1,4 @@
-"""Plot the training curves of a recipe's stages end to end (train EM, reward, searches).
+"""Plot the training curves of a recipe's stages end to end (train EM, searches, bridge recall).
 
 Usage::
 
@@ -8,7 +8,8 @@ Usage::
 
 Each positional run continues the step count of the one before it; ``--label NAME:RUN``
 adds a run drawn from the end of the first stage, for an ablation of a later stage. Reads each
-run's ``metrics.jsonl`` only.
+run's ``metrics.jsonl`` only. The third panel, ``env/bridge_recall`` (the share of the entities
+a question hides that the queries named), shows the steps that logged it.
 """
 
 from __future__ import annotations
@@ -39,15 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+
+    drawn = 0
+
+    def draw(steps: list[int], rows: list[dict[str, Any]], style: str, name: str) -> None:
+        nonlocal drawn
+        color, drawn = f"C{drawn}", drawn + 1  # one colour per run on every panel
+        em = [r["reward/em"] for r in rows]
+        axes[0].plot(steps, em, style, color=color, label=f"{name}: train EM")
+        searches = [r["env/searches_per_episode"] for r in rows]
+        axes[1].plot(steps, searches, style, color=color, label=name)
+        key = "env/bridge_recall"
+        recall = [(s, r[key]) for s, r in zip(steps, rows) if key in r]
+        if recall:
+            axes[2].plot(*zip(*recall), style, color=color, label=name)
+
     offset = 0
     first_end = 0
     for i, run in enumerate(args.runs):
         rows = _rows(run)
         steps = [offset + r["step"] for r in rows]
-        name = Path(run).name
-        axes[0].plot(steps, [r["reward/em"] for r in rows], "-", label=f"{name}: train EM")
-        axes[1].plot(steps, [r["env/searches_per_episode"] for r in rows], "-", label=name)
+        draw(steps, rows, "-", Path(run).name)
         offset = steps[-1]
         if i == 0:
             first_end = offset
@@ -55,11 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.label:
         name, _, run = spec.partition(":")
         rows = _rows(run)
-        steps = [first_end + r["step"] for r in rows]
-        axes[0].plot(steps, [r["reward/em"] for r in rows], "--", label=f"{name}: train EM")
-        axes[1].plot(steps, [r["env/searches_per_episode"] for r in rows], "--", label=name)
+        draw([first_end + r["step"] for r in rows], rows, "--", name)
     axes[0].set_title("train EM per step (rollouts, T = 0.7)")
     axes[1].set_title("searches per episode")
+    axes[2].set_title("hidden entity named in a query (bridge recall)")
     for ax in axes:
         ax.set_xlabel("step (stages end to end)")
         ax.legend(fontsize=7)
