@@ -174,12 +174,23 @@ def scoring_fingerprint(reward: str | RewardFn) -> dict[str, str]:
     }
 
 
+_LATER_FIELDS: dict[str, Any] = {"titles_line": None}
+"""Template fields added after protocols were published, with their off values: a field at
+its off value is left out of the hash, so the templates that do not use it keep their hashes
+(and stored leaderboard results stay comparable)."""
+
+
 def template_fingerprint(template: PromptTemplate) -> dict[str, str]:
     """Name, content hash and format-check behaviour hash of a prompt template."""
     checks = [list(template.check_format(r)) for r in _RESPONSE_PROBES]
+    fields = {
+        k: v
+        for k, v in dataclasses.asdict(template).items()
+        if k not in _LATER_FIELDS or v != _LATER_FIELDS[k]
+    }
     return {
         "name": template.name,
-        "hash": stable_hash(dataclasses.asdict(template)),
+        "hash": stable_hash(fields),
         "format_check_hash": stable_hash(checks),
     }
 
