@@ -147,6 +147,15 @@ def test_dataset_scoring_and_template_fingerprints() -> None:
     assert research == template_fingerprint(get_template("research_instruct"))
 
 
+def test_a_later_template_field_at_its_off_value_keeps_the_old_hash() -> None:
+    """Adding ``titles_line`` must not change the hash of templates that leave it off."""
+    hops = get_template("research_hops")
+    before = {k: v for k, v in dataclasses.asdict(hops).items() if k != "titles_line"}
+    assert template_fingerprint(hops)["hash"] == stable_hash(before)
+    titled = dataclasses.replace(hops, titles_line="Results about: ")
+    assert template_fingerprint(titled)["hash"] != template_fingerprint(hops)["hash"]
+
+
 def test_stable_hash_ignores_key_order_and_container_type() -> None:
     assert stable_hash({"a": [1, 2], "b": {"c": None}}) == stable_hash(
         {"b": {"c": None}, "a": (1, 2)}
