@@ -110,6 +110,9 @@ _FACTBOOK_ENTRIES = (
 # why each differs from the 2-turn ones: top-4, corrective observations, research_hops, "<").
 MULTIHOP_CHECKPOINT = "runs/factbook-smollm2-multihop/checkpoint"
 """Where ``searchqa train --preset factbook-smollm2-multihop`` leaves its checkpoint."""
+MULTIHOP_BRIDGE_CHECKPOINT = "runs/factbook-smollm2-multihop-bridge/checkpoint"
+"""Where ``searchqa train --preset factbook-smollm2-multihop-bridge`` leaves its checkpoint
+(trained with the titles line; played here under the suite's ``research_hops`` prompt)."""
 
 _MULTIHOP_ENTRIES = (
     *(
@@ -124,6 +127,11 @@ _MULTIHOP_ENTRIES = (
         "research",
         checkpoint=MULTIHOP_CHECKPOINT,
         label=f"{SMOLLM2} + GRPO (factbook-smollm2-multihop, 2 stages, 23 min)",
+    ),
+    Entry(
+        "research",
+        checkpoint=MULTIHOP_BRIDGE_CHECKPOINT,
+        label=f"{SMOLLM2} + GRPO (factbook-smollm2-multihop-bridge, 2 stages, 30 stage-2 steps)",
     ),
 )
 

@@ -154,6 +154,19 @@ PRESETS["factbook-smollm2-multihop"] = PRESETS["factbook-smollm2-multihop-stage1
     output_dir="runs/factbook-smollm2-multihop",
 )
 
+# Stage 2 that learns one query per hop (docs/results.md, "Learning the second query"): the
+# same protocol, but every result ends with a line naming its countries (research_hops_titles),
+# and a wrong answer earns 0.2 more when a query named the entity the question hides
+# (em_search_cost_bridge; plain EM is logged beside it). Within about 14 steps the policy writes
+# "Lusaka capital", then "Zambia ..."; the field ("Zambia currency") follows later, so 30 steps.
+PRESETS["factbook-smollm2-multihop-bridge"] = PRESETS["factbook-smollm2-multihop"].replace(
+    template="research_hops_titles",
+    reward_hook="research_agents.grpo.shaping:em_search_cost_bridge",
+    steps=30,
+    time_budget_s=None,
+    output_dir="runs/factbook-smollm2-multihop-bridge",
+)
+
 # Mechanics smoke run: a tiny random model, a couple of fast steps.
 PRESETS["tiny"] = GRPOConfig(
     model="tiny",
