@@ -125,5 +125,8 @@ def test_collapsing_run_rolls_back_to_the_last_good_checkpoint(tmp_path: Path) -
     steps = [m["step"] for m in _metrics(tmp_path / "run")]
     good = trainer.guard.events[0]["good_step"]
     assert good is not None and steps.count(good + 1) >= 2  # the step after it, played again
+    replays = [m for m in _metrics(tmp_path / "run") if m["step"] == good + 1]
+    # played again with another sampler seed, so not the same rollouts a second time
+    assert replays[0]["train/rollout_seed"] != replays[1]["train/rollout_seed"]
     rolled = [m for m in _metrics(tmp_path / "run") if m.get("guard/action") == "rollback"]
     assert len(rolled) == 1 and rolled[0]["guard/rollbacks"] == 1.0

@@ -26,7 +26,10 @@ after that step (the final checkpoint is written as usual), ``rollback`` restore
 step that was healthy), scales the learning rate by ``guard_rollback_lr_scale`` and goes on; it
 stops instead after ``guard_max_rollbacks`` rollbacks, or when no good checkpoint exists yet.
 The step counter goes back with the checkpoint, so ``metrics.jsonl`` then holds a step number
-more than once; ``guard/rollbacks`` counts them. Guards judge rank 0's trajectories; under
+more than once; ``guard/rollbacks`` counts them. The replayed steps sample with a seed shifted by
+the rollback count: when the unhealthy steps made no update (every group's rewards equal), the
+weights after a rollback are the ones that produced them, and the same seeds would replay them
+exactly. Guards judge rank 0's trajectories; under
 torchrun / accelerate only ``warn`` acts (one rank alone must not stop or roll back).
 """
 

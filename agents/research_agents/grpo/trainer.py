@@ -388,9 +388,21 @@ class GRPOTrainer:
                 "perf/train_s": t_train,
                 "perf/train_tokens_per_s": update["perf/train_tokens"] / max(t_train, 1e-9),
                 "train/lr": self.lr_at(self.step - 1),
+                "train/rollout_seed": float(self.rollout_seed(self.step - 1)),
             }
         )
         return metrics
+
+    def rollout_seed(self, step: int | None = None) -> int:
+        """The sampler seed of the rollouts of ``step`` (default: the current one) on this rank.
+
+        After a guard rollback the steps are played again from the same weights, so the seed
+        moves with the rollback count: a stretch that made no update would otherwise replay
+        itself exactly.
+        """
+        rollbacks = self.guard.rollbacks if self.guard is not None else 0
+        at = self.step if step is None else step
+        return rollout_seed(self.config.seed + rollbacks, at, self.dist.rank)
 
     def collect(self) -> tuple[list[Trajectory], torch.Tensor, RolloutStats]:
         """Play this rank's share of the current step's groups; score them.
@@ -421,7 +433,7 @@ class GRPOTrainer:
             turn_prefix=cfg.turn_prefix,
             final_prefix=cfg.final_prefix,
             max_response_tokens=cfg.max_response_tokens,
-            seed=rollout_seed(cfg.seed, self.step, self.dist.rank),
+            seed=self.rollout_seed(),
         )
         if self.reward_hook is not None:
             for t in trajs:
