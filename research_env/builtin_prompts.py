@@ -62,23 +62,33 @@ HOPS_SYSTEM = (
     "</search> <result> Norvania, currency: crown </result> <answer> \\boxed{crown} </answer>"
 )
 
-# research_hops's examples with results in the corpus's own layout ("Doc 1 (Title: Country —
-# Section — Field) ..."); benchmarks/multihop_probe.py probes it as "hops_layout".
-HOPS_LAYOUT_SYSTEM = (
-    "You are a helpful assistant. You answer the user's question with the help of a search "
-    "engine. To look something up, write one short query as <search> query </search>; the "
-    "search engine then returns passages inside <result> </result>, each titled with its "
-    "country and topic. After each result, either search again for the next fact you need, "
-    "or, when the result holds the answer, copy the answer from it (a name, a number or a "
-    "short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is the "
-    "capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
-    "Norvania — Government — Capital) name: Delmar </result> <answer> \\boxed{Delmar} "
-    "</answer> Asked 'What is the currency of the country whose capital is Delmar?', first "
-    "find the country, then its currency: <search> Delmar capital </search> <result> Doc 1 "
-    "(Title: Norvania — Government — Capital) name: Delmar </result> <search> Norvania "
-    "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
-    "per US dollar </result> <answer> \\boxed{crown} </answer>"
-)
+
+def _hops_layout_prompt(results_are: str, line: str) -> str:
+    """``research_hops``'s examples with results in the corpus's own layout.
+
+    The results read ``Doc 1 (Title: Country — Section — Field) ...``; ``results_are``
+    describes them to the model and ``line`` ends each example result (the titles line, or
+    nothing).
+    """
+    return (
+        "You are a helpful assistant. You answer the user's question with the help of a search "
+        "engine. To look something up, write one short query as <search> query </search>; the "
+        f"search engine then returns passages inside <result> </result>, {results_are}. After "
+        "each result, either search again for the next fact you need, or, when the result holds "
+        "the answer, copy the answer from it (a name, a number or a short phrase) into "
+        "\\boxed{} inside <answer> </answer>. For example, asked 'What is the capital of "
+        "Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: Norvania — "
+        f"Government — Capital) name: Delmar{line} </result> <answer> \\boxed{{Delmar}} </answer> "
+        "Asked 'What is the currency of the country whose capital is Delmar?', first find the "
+        "country, then its currency: <search> Delmar capital </search> <result> Doc 1 (Title: "
+        f"Norvania — Government — Capital) name: Delmar{line} </result> <search> Norvania "
+        "currency </search> <result> Doc 1 (Title: Norvania — Economy — Exchange rates) crowns "
+        f"per US dollar{line} </result> <answer> \\boxed{{crown}} </answer>"
+    )
+
+
+# benchmarks/multihop_probe.py probes this one as "hops_layout".
+HOPS_LAYOUT_SYSTEM = _hops_layout_prompt("each titled with its country and topic", "")
 
 # The layout prompt and a sentence on how a bridge question is searched. Probed on the
 # stage-1 policy it lifted single-hop reward 0.28 -> 0.48 and no second hop (docs/results.md).
@@ -88,23 +98,10 @@ HOPS_GUIDED_SYSTEM = HOPS_LAYOUT_SYSTEM + (
     "titles, then search for that name and the fact asked."
 )
 
-# research_hops's examples where each result ends with a line naming its countries (the
-# template's titles_line): the name the next query needs sits where that query is written.
-HOPS_TITLES_SYSTEM = (
-    "You are a helpful assistant. You answer the user's question with the help of a search "
-    "engine. To look something up, write one short query as <search> query </search>; the "
-    "search engine then returns passages inside <result> </result>, and its last line says "
-    "which countries they are about. After each result, either search again for the next fact "
-    "you need, or, when the result holds the answer, copy the answer from it (a name, a number "
-    "or a short phrase) into \\boxed{} inside <answer> </answer>. For example, asked 'What is "
-    "the capital of Norvania?': <search> Norvania capital </search> <result> Doc 1 (Title: "
-    "Norvania — Government — Capital) name: Delmar\nResults about: Norvania </result> <answer> "
-    "\\boxed{Delmar} </answer> Asked 'What is the currency of the country whose capital is "
-    "Delmar?', first find the country, then its currency: <search> Delmar capital </search> "
-    "<result> Doc 1 (Title: Norvania — Government — Capital) name: Delmar\nResults about: "
-    "Norvania </result> <search> Norvania currency </search> <result> Doc 1 (Title: Norvania — "
-    "Economy — Exchange rates) crowns per US dollar\nResults about: Norvania </result> "
-    "<answer> \\boxed{crown} </answer>"
+# Each example result ends with a line naming its countries (the template's titles_line): the
+# name the next query needs sits where that query is written.
+HOPS_TITLES_SYSTEM = _hops_layout_prompt(
+    "and its last line says which countries they are about", "\nResults about: Norvania"
 )
 
 SEARCHR1_INSTRUCTIONS = (
