@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     stage2 = stage2.replace(
         model=str(out / "stage1" / "checkpoint" / "model"),
         output_dir=str(out),
-        steps=args.stage2_steps or get_preset(args.stage2_preset).steps,
+        steps=stage2.steps if args.stage2_steps is None else args.stage2_steps,
         guard="warn",  # the demo reports; it never rolls back
         **fixed,
     )
