@@ -119,7 +119,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     ``answer_in_retrieval``, ``support_recall``: the share of the question's supporting
     passages shown so far, ``None`` where it lists none; ``bridge_recall``: the share of the
     entities a question goes through but does not name that the queries named, ``None`` where
-    there are none), and at the end ``golden_answers``,
+    there are none; ``hops``: the number of supporting passages the question lists, ``None``
+    where it lists none), and at the end ``golden_answers``,
     ``retrieval_failed`` and ``end_reason`` (answer | invalid | max_turns).
 
     ## Arguments
@@ -465,6 +466,7 @@ class SearchQAEnv(gym.Env[ObsType, str]):
             "answer_in_retrieval": ep.answer_in_retrieval,
             "support_recall": ep.support_recall,
             "bridge_recall": ep.bridge_recall,
+            "hops": ep.hops,
         }
         if ep.done:
             self._ending = (

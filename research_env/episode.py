@@ -65,6 +65,14 @@ class Episode:
         return len(wanted.intersection(self.retrieved_ids)) / len(wanted)
 
     @property
+    def hops(self) -> int | None:
+        """Number of supporting passages the question lists, one per hop (``None``: none)."""
+        support = self.example.metadata.get("support")
+        if not isinstance(support, list) or not support:
+            return None
+        return len(support)
+
+    @property
     def bridge_recall(self) -> float | None:
         """Share of the question's unnamed entities that a query has named so far.
 

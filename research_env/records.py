@@ -64,6 +64,9 @@ class RewardComponentsInfo(TypedDict):
     """Share of the entities the question goes through but does not name (``metadata
     ["entities"]``: a bridge question's linking country) that the queries named so far
     (``None``: there are none)."""
+    hops: int | None
+    """Number of supporting passages the question lists, one per hop (``metadata["support"]``;
+    ``None``: it lists none): the fewest searches that can show all of its evidence."""
 
 
 class StepInfo(TypedDict, total=False):

@@ -274,6 +274,7 @@ def test_support_recall_counts_each_hop_of_a_bridge_question():
         _, _, _, _, info = e.step("<search>Armenia capital</search>")
         assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
         assert info["reward_components"]["bridge_recall"] == 1.0
+        assert info["reward_components"]["hops"] == 2
         _, _, _, _, info = e.step("<answer>Yerevan</answer>")
         assert info["reward_components"]["em"] == 1.0
         assert info["reward_components"]["support_recall"] == pytest.approx(1.0)
@@ -286,6 +287,33 @@ def test_support_recall_is_none_without_supporting_passages(env):
     _, _, _, _, info = env.step(SEARCH_PERU)
     assert info["reward_components"]["support_recall"] is None
     assert info["reward_components"]["bridge_recall"] is None
+    assert info["reward_components"]["hops"] is None
+
+
+def test_hops_counts_one_supporting_passage_per_hop():
+    """One supporting passage for single-hop and reverse questions, two for bridges and
+    comparisons, three for three-hop ones."""
+    e = gym.make("SearchQA-v0", split="train", max_turns=4, top_k=3)
+    try:
+        seen: dict[str, int] = {}
+        for index, ex in enumerate(e.unwrapped.examples):
+            kind = ex.metadata.get("type")
+            if kind in seen:
+                continue
+            e.reset(options={"index": index})
+            _, _, _, _, info = e.step("<answer>none</answer>")
+            seen[kind] = info["reward_components"]["hops"]
+        assert seen == {
+            "capital": 1,
+            "currency": 1,
+            "highest_point": 1,
+            "capital_reverse": 1,
+            "bridge": 2,
+            "comparison": 2,
+            "three_hop": 3,
+        }
+    finally:
+        e.close()
 
 
 def test_bridge_recall_counts_the_entities_the_question_does_not_name():

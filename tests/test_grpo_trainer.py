@@ -286,3 +286,58 @@ def test_searchr1_preset_follows_the_papers_script() -> None:
     )
     assert cfg.rollouts_per_step == 2 * cfg.mini_batch_size  # two updates per batch
     assert (cfg.beta, cfg.kl_clamp, cfg.entropy_coef, cfg.lr) == (0.001, 10.0, 0.001, 1e-6)
+
+
+def _odd_questions_vary(trainer: GRPOTrainer) -> None:
+    """A reward hook: every rollout of an even-indexed question scores 1 (a flat group); an
+    odd-indexed question's rollouts alternate 0, 1 (a group that trains)."""
+    flip = iter(range(10**6))
+
+    def hook(t: object) -> float:
+        if t.question_index % 2 == 0:  # type: ignore[attr-defined]
+            return 1.0
+        return float(next(flip) % 2)
+
+    trainer.reward_hook = hook
+
+
+def test_dynamic_sampling_replaces_flat_groups_with_groups_that_train(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, questions_per_step=6, dynamic_sampling=12)
+    trainer = GRPOTrainer(cfg)
+    _odd_questions_vary(trainer)
+    first = trainer.sample_questions(0)
+    assert any(q % 2 == 0 for q in first), "the fixed draw should hold a flat group"
+    trajs, adv, stats = trainer.collect()
+    assert len(trajs) == 6 * cfg.group_size
+    assert sorted({t.group_id for t in trajs}) == list(range(6))
+    assert all(t.question_index % 2 == 1 for t in trajs)
+    assert stats.rounds > 1
+    assert stats.replaced_groups == sum(q % 2 == 0 for q in first)
+    assert all(adv[i] != 0 for i in range(len(trajs)))
+    # the odd questions of the step's own draw are played as drawn, in their groups
+    for g, q in enumerate(first):
+        if q % 2 == 1:
+            assert [t.question_index for t in trajs if t.group_id == g] == [q] * cfg.group_size
+    # a pure function of seed and step: a second trainer draws the same replacements
+    again = GRPOTrainer(cfg)
+    _odd_questions_vary(again)
+    assert [t.question_index for t in again.collect()[0]] == [t.question_index for t in trajs]
+
+
+def test_dynamic_sampling_off_plays_the_steps_questions_once(tmp_path: Path) -> None:
+    trainer = GRPOTrainer(_cfg(tmp_path, questions_per_step=6))
+    _odd_questions_vary(trainer)
+    trajs, adv, stats = trainer.collect()
+    assert stats.rounds == 1 and stats.replaced_groups == 0
+    played = [trajs[i].question_index for i in range(0, len(trajs), trainer.config.group_size)]
+    assert played == trainer.sample_questions(0)
+    flat = [float(adv[i]) for i, t in enumerate(trajs) if t.question_index % 2 == 0]
+    assert flat and all(a == 0.0 for a in flat)
+
+
+def test_dynamic_sampling_logs_its_rounds(tmp_path: Path) -> None:
+    trainer = GRPOTrainer(_cfg(tmp_path, questions_per_step=6, dynamic_sampling=12, steps=1))
+    _odd_questions_vary(trainer)
+    (m,) = trainer.train(progress=False)
+    assert m["train/dynamic_rounds"] > 1 and m["train/dynamic_replaced"] >= 1
+    assert m["grpo/zero_variance_groups"] == 0.0

@@ -135,6 +135,13 @@ class GRPOConfig(EnvSettings, TurnSettings):
     group_size: int = 4
     """Rollouts per question (G)."""
 
+    dynamic_sampling: int = 0
+    """DAPO's dynamic sampling: up to this many extra rounds of rollouts per step. A group whose
+    rewards are all equal has advantage 0 and trains nothing; each round plays fresh questions
+    (same types, ``group_size`` rollouts each) in place of such groups and keeps those whose
+    rewards differ, until none is left or the rounds run out (the rest stay, training
+    nothing). ``0``: off. Logged as ``train/dynamic_rounds`` and ``train/dynamic_replaced``."""
+
     epochs: int = 1
     """Update passes over each batch of rollouts (K)."""
 
@@ -265,6 +272,10 @@ class GRPOConfig(EnvSettings, TurnSettings):
         object.__setattr__(self, "curriculum", curriculum)
         checks: list[tuple[bool, str]] = [
             (self.group_size >= 2, f"group_size: expected >= 2, got {self.group_size}"),
+            (
+                self.dynamic_sampling >= 0,
+                f"dynamic_sampling: expected >= 0, got {self.dynamic_sampling}",
+            ),
             (self.questions_per_step >= 1, "questions_per_step: expected >= 1"),
             (self.epochs >= 1, f"epochs: expected >= 1, got {self.epochs}"),
             (self.mini_batch_size >= 1, "mini_batch_size: expected >= 1"),

@@ -167,6 +167,14 @@ PRESETS["factbook-smollm2-multihop-bridge"] = PRESETS["factbook-smollm2-multihop
     output_dir="runs/factbook-smollm2-multihop-bridge",
 )
 
+# The bridge stage with the search cost counted against each question's hops
+# (em_hop_cost_bridge: 0.3 per search beyond them, the bridge credit only on questions of two
+# hops or more), so a second search costs on single-hop questions and not on bridges.
+PRESETS["factbook-smollm2-multihop-hops"] = PRESETS["factbook-smollm2-multihop-bridge"].replace(
+    reward_hook="research_agents.grpo.shaping:em_hop_cost_bridge",
+    output_dir="runs/factbook-smollm2-multihop-hops",
+)
+
 # Mechanics smoke run: a tiny random model, a couple of fast steps.
 PRESETS["tiny"] = GRPOConfig(
     model="tiny",

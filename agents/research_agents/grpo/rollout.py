@@ -133,6 +133,21 @@ class RolloutStats:
     generate_calls: int = 0
     """Calls to the generator (one per turn)."""
 
+    rounds: int = 1
+    """Rounds of rollouts the step played (more than one under dynamic sampling)."""
+
+    replaced_groups: int = 0
+    """Groups whose rewards were all equal, replaced by a later round's groups."""
+
+    def add(self, other: RolloutStats) -> None:
+        """Count ``other`` (a later round of the same step) into these totals."""
+        self.wall_s += other.wall_s
+        self.generate_s += other.generate_s
+        self.env_s += other.env_s
+        self.tokenize_s += other.tokenize_s
+        self.generated_tokens += other.generated_tokens
+        self.generate_calls += other.generate_calls
+
 
 def rollout(
     vec: SearchQAVectorEnv,

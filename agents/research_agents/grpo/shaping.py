@@ -43,6 +43,20 @@ A bridge rollout that finds the first hop scores 0.2; one that then searches ``C
 0.4; ``Chile currency``, which shows the second hop's passage, 0.6; a right answer 0.9. The
 support credit alone pays nothing until the field is right too, and a 135M policy that names
 the entity at all does so with the first query's field (docs/results.md).
+
+:func:`em_hop_cost_bridge` is :func:`em_search_cost_bridge` with the search cost counted
+against the question's own number of hops (``reward_components["hops"]``: one supporting
+passage per hop) instead of against one search, and larger::
+
+    cost   = HOP_SEARCH_COST * max(0, searches - hops) + INVALID_COST * invalid_actions
+    credit = SUPPORT_CREDIT * support_recall + BRIDGE_CREDIT * bridge_recall * (hops >= 2)
+    reward = max(EM * max(0, 1 - cost), credit)
+
+A right single-hop answer scores 1.0 after one search and 0.7 after two; a right bridge answer
+1.0 after two. So the two-search habit that :func:`em_search_cost_bridge` teaches everywhere
+costs where it is not needed and nowhere else. The bridge credit is paid only on questions
+with two hops or more: on a one-hop reverse question ("the country whose capital is Lusaka")
+the hidden entity is the answer, and a query naming it earned the credit whatever the answer.
 """
 
 from __future__ import annotations
@@ -52,10 +66,12 @@ from research_env.records import EpisodeRecord
 
 __all__ = [
     "BRIDGE_CREDIT",
+    "HOP_SEARCH_COST",
     "INVALID_COST",
     "RETRIEVAL_CREDIT",
     "SEARCH_COST",
     "SUPPORT_CREDIT",
+    "em_hop_cost_bridge",
     "em_search_cost",
     "em_search_cost_bridge",
     "em_search_cost_retrieval",
@@ -76,6 +92,9 @@ SUPPORT_CREDIT = 0.4
 
 BRIDGE_CREDIT = 0.2
 """Reward added to the support credit when the queries named every entity the question hides."""
+
+HOP_SEARCH_COST = 0.3
+"""Share of a correct answer's reward taken away per search beyond the question's hops."""
 
 
 def em_search_cost(trajectory: Trajectory) -> float:
@@ -175,6 +194,40 @@ def em_search_cost_bridge(trajectory: Trajectory) -> float:
     r = trajectory.record()
     credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + BRIDGE_CREDIT * (r.bridge_recall or 0.0)
     return max(_em_less_costs(r), credit)
+
+
+def em_hop_cost_bridge(trajectory: Trajectory) -> float:
+    """EM less ``HOP_SEARCH_COST`` per search beyond the question's hops, or the evidence credit.
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``. A question that lists no supporting passages counts
+        as one hop.
+
+    Examples:
+        >>> def shaped(searches, **rc):
+        ...     info = {"reward_components": rc, "num_searches": searches}
+        ...     return round(em_hop_cost_bridge(Trajectory(prompt_ids=[], info=info)), 3)
+        >>> shaped(1, em=1.0, support_recall=1.0, bridge_recall=None, hops=1)
+        1.0
+        >>> shaped(2, em=1.0, support_recall=1.0, bridge_recall=None, hops=1)  # one too many
+        0.7
+        >>> shaped(2, em=1.0, support_recall=1.0, bridge_recall=1.0, hops=2)  # a bridge
+        1.0
+        >>> shaped(2, em=0.0, support_recall=0.5, bridge_recall=1.0, hops=2)  # "Chile capital"
+        0.4
+        >>> shaped(2, em=0.0, support_recall=1.0, bridge_recall=1.0, hops=1)  # reverse, wrong
+        0.4
+    """
+    r = trajectory.record()
+    rc = trajectory.info.get("reward_components") or {}
+    hops = int(rc.get("hops") or 1)
+    cost = HOP_SEARCH_COST * max(0, r.searches - hops) + INVALID_COST * r.invalid_actions
+    bridge = BRIDGE_CREDIT * (r.bridge_recall or 0.0) if hops >= 2 else 0.0
+    credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + bridge
+    return max(r.em * max(0.0, 1.0 - cost), credit)
 
 
 def _em_less_costs(r: EpisodeRecord) -> float:

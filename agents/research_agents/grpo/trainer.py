@@ -97,6 +97,14 @@ def make_adamw(params: list[torch.nn.Parameter], **kwargs: Any) -> torch.optim.O
         return torch.optim.AdamW(params, foreach=True, **kwargs)
 
 
+def _flat_groups(trajs: list[Trajectory]) -> list[int]:
+    """Ids of the groups whose rewards are all equal (advantage 0: they train nothing)."""
+    rewards: dict[int, set[float]] = {}
+    for t in trajs:
+        rewards.setdefault(t.group_id, set()).add(t.reward)
+    return [g for g, r in rewards.items() if len(r) == 1]
+
+
 def _load_hook(spec: str) -> Callable[[Trajectory], float]:
     import importlib
 
@@ -279,8 +287,16 @@ class GRPOTrainer:
         return self._eval_env
 
     # ---------------------------------------------------------------- data
-    def sample_questions(self, step: int) -> list[int]:
-        """The B question indices of ``step`` (a pure function of seed, step and curriculum)."""
+    def sample_questions(self, step: int, draw: int = 0, n: int | None = None) -> list[int]:
+        """The B question indices of ``step`` (a pure function of seed, step and curriculum).
+
+        Args:
+            step: The training step.
+            draw: ``0``: the step's questions; ``k > 0``: dynamic sampling's round ``k`` on this
+                rank (another pure function of seed, step, round and rank).
+            n: How many (default ``questions_per_step``).
+        """
+        n = self.config.questions_per_step if n is None else n
         types = self.config.types_at(step)
         fits = self._prompt_fits()
         pool = [
@@ -290,9 +306,9 @@ class GRPOTrainer:
         ]
         if not pool:
             raise ValueError(f"step {step}: no training question of types {types}")
-        rng = np.random.default_rng([self.config.seed, step])
-        replace = len(pool) < self.config.questions_per_step
-        picked = rng.choice(len(pool), self.config.questions_per_step, replace=replace)
+        key = [self.config.seed, step] + ([draw, self.dist.rank] if draw else [])
+        rng = np.random.default_rng(key)
+        picked = rng.choice(len(pool), n, replace=len(pool) < n)
         return [pool[int(i)] for i in picked]
 
     def _prompt_fits(self) -> set[int] | None:
@@ -407,15 +423,40 @@ class GRPOTrainer:
     def collect(self) -> tuple[list[Trajectory], torch.Tensor, RolloutStats]:
         """Play this rank's share of the current step's groups; score them.
 
+        Under ``dynamic_sampling`` the groups whose rewards are all equal are then replaced,
+        round by round, by fresh groups whose rewards differ (DAPO); the group ids stay.
+
         Returns:
             The trajectories (``group_id`` indexes the step's whole question list), their
             group-normalised advantages and the rollout's timing.
         """
         cfg = self.config
         questions = self.sample_questions(self.step)
-        share = self.dist.share(len(questions))
-        indices = [questions[g] for g in share for _ in range(cfg.group_size)]
-        groups = [g for g in share for _ in range(cfg.group_size)]
+        share = list(self.dist.share(len(questions)))
+        trajs, stats = self._play([questions[g] for g in share], share, self.rollout_seed())
+        for draw in range(1, cfg.dynamic_sampling + 1):
+            flat = _flat_groups(trajs)
+            if not flat:
+                break
+            fresh = self.sample_questions(self.step, draw=draw, n=len(flat))
+            more, more_stats = self._play(fresh, flat, self.rollout_seed() + draw)
+            stats.add(more_stats)
+            stats.rounds += 1
+            kept = set(flat) - set(_flat_groups(more))
+            stats.replaced_groups += len(kept)
+            trajs = [t for t in trajs if t.group_id not in kept]
+            trajs += [t for t in more if t.group_id in kept]
+        trajs.sort(key=lambda t: t.group_id)  # a stable sort: rollouts keep their order
+        rewards = [t.reward for t in trajs]
+        groups = [t.group_id for t in trajs]
+        adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
+        return trajs, adv, stats
+
+    def _play(
+        self, questions: list[int], groups: list[int], seed: int
+    ) -> tuple[list[Trajectory], RolloutStats]:
+        """``group_size`` rollouts of each question, as groups ``groups``; rewards shaped."""
+        cfg = self.config
         params = SamplingParams(
             max_new_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature,
@@ -426,22 +467,20 @@ class GRPOTrainer:
             self.env,
             self.generator,
             self.tokenizer,
-            indices,
+            [q for q in questions for _ in range(cfg.group_size)],
             params,
-            group_ids=groups,
+            group_ids=[g for g in groups for _ in range(cfg.group_size)],
             response_prefix=cfg.response_prefix,
             turn_prefix=cfg.turn_prefix,
             final_prefix=cfg.final_prefix,
             max_response_tokens=cfg.max_response_tokens,
-            seed=self.rollout_seed(),
+            seed=seed,
         )
         if self.reward_hook is not None:
             for t in trajs:
                 t.info["env_reward"] = t.reward
                 t.reward = float(self.reward_hook(t))
-        rewards = [t.reward for t in trajs]
-        adv = group_advantages(rewards, groups, scale_std=cfg.scale_std, eps=cfg.adv_eps)
-        return trajs, adv, rstats
+        return trajs, rstats
 
     def _save_samples(self, trajs: list[Trajectory], adv: torch.Tensor) -> None:
         """Append a few of this step's episodes, text and passages, to ``samples.jsonl``."""
@@ -500,6 +539,11 @@ class GRPOTrainer:
                 "train/step": self.step,
             }
         )
+        if self.config.dynamic_sampling:
+            (rounds,) = self.dist.all_max([rstats.rounds])
+            (replaced,) = self.dist.all_sum([rstats.replaced_groups])
+            metrics["train/dynamic_rounds"] = rounds
+            metrics["train/dynamic_replaced"] = replaced
         metrics.update(update)
         return metrics
 
