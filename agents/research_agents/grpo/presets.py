@@ -119,8 +119,9 @@ PRESETS["factbook-smollm2"] = GRPOConfig(
 # Stage 1 is the 2-turn single-hop recipe above, cut to 24 steps (about 12 minutes on two
 # cores): "<search>" and "<answer>\boxed{" forced, so the policy learns to read a result.
 PRESETS["factbook-smollm2-multihop-stage1"] = PRESETS["factbook-smollm2"].replace(
-    # measured this way (docs/results.md): bf16 rollouts and autocast where the CPU has it
-    dtype="auto",
+    # fp32, as every row of docs/results.md was trained: on a CPU with AMX-BF16, dtype="auto"
+    # (bf16 rollouts and autocast) learned far worse in both stages, once each ("bf16 training")
+    dtype="float32",
     threads="auto",
     steps=24,
     eval_size=0,
