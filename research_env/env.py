@@ -119,8 +119,8 @@ class SearchQAEnv(gym.Env[ObsType, str]):
     ``answer_in_retrieval``, ``support_recall``: the share of the question's supporting
     passages shown so far, ``None`` where it lists none; ``bridge_recall``: the share of the
     entities a question goes through but does not name that the queries named, ``None`` where
-    there are none; ``hops``: the number of supporting passages the question lists, ``None``
-    where it lists none), and at the end ``golden_answers``,
+    there are none; ``hops``: the question's hop count, ``metadata["hops"]`` or else one per
+    supporting passage, ``None`` where it gives neither), and at the end ``golden_answers``,
     ``retrieval_failed`` and ``end_reason`` (answer | invalid | max_turns).
 
     ## Arguments

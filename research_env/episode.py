@@ -66,7 +66,14 @@ class Episode:
 
     @property
     def hops(self) -> int | None:
-        """Number of supporting passages the question lists, one per hop (``None``: none)."""
+        """The question's hop count, or ``None`` when its metadata gives none.
+
+        ``metadata["hops"]`` where the dataset has it (Factbook, MuSiQue), else the number of
+        supporting passages it lists (one per hop).
+        """
+        hops = self.example.metadata.get("hops")
+        if isinstance(hops, int) and not isinstance(hops, bool) and hops > 0:
+            return hops
         support = self.example.metadata.get("support")
         if not isinstance(support, list) or not support:
             return None

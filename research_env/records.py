@@ -65,8 +65,9 @@ class RewardComponentsInfo(TypedDict):
     ["entities"]``: a bridge question's linking country) that the queries named so far
     (``None``: there are none)."""
     hops: int | None
-    """Number of supporting passages the question lists, one per hop (``metadata["support"]``;
-    ``None``: it lists none): the fewest searches that can show all of its evidence."""
+    """The question's hop count (``metadata["hops"]``, else one per supporting passage listed
+    in ``metadata["support"]``; ``None``: neither): the fewest searches that can show all of its
+    evidence."""
 
 
 class StepInfo(TypedDict, total=False):

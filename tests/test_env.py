@@ -290,9 +290,9 @@ def test_support_recall_is_none_without_supporting_passages(env):
     assert info["reward_components"]["hops"] is None
 
 
-def test_hops_counts_one_supporting_passage_per_hop():
-    """One supporting passage for single-hop and reverse questions, two for bridges and
-    comparisons, three for three-hop ones."""
+def test_hops_is_the_questions_hop_count_and_one_per_supporting_passage():
+    """Factbook gives both: 1 for single-hop and reverse, 2 for bridge and comparison, 3 for
+    three-hop (tests/test_factbook.py checks the counts per type)."""
     e = gym.make("SearchQA-v0", split="train", max_turns=4, top_k=3)
     try:
         seen: dict[str, int] = {}
@@ -303,17 +303,23 @@ def test_hops_counts_one_supporting_passage_per_hop():
             e.reset(options={"index": index})
             _, _, _, _, info = e.step("<answer>none</answer>")
             seen[kind] = info["reward_components"]["hops"]
-        assert seen == {
-            "capital": 1,
-            "currency": 1,
-            "highest_point": 1,
-            "capital_reverse": 1,
-            "bridge": 2,
-            "comparison": 2,
-            "three_hop": 3,
-        }
+            assert seen[kind] == ex.metadata["hops"] == len(ex.metadata["support"]), ex.id
+        assert sorted(set(seen.values())) == [1, 2, 3] and len(seen) == 7
     finally:
         e.close()
+
+
+def test_hops_falls_back_to_the_supporting_passages(env):
+    """Without ``metadata["hops"]`` the count is the supporting passages listed, else None."""
+    from research_env.data.types import QAExample
+    from research_env.episode import Episode
+
+    def hops(**meta: object) -> int | None:
+        return Episode(example=QAExample("q", "Q?", ["a"], metadata=meta), prompt="").hops
+
+    assert hops(support=["x/1", "y/2"]) == 2
+    assert hops(hops=3, support=["x/1"]) == 3
+    assert hops() is None and hops(support=[]) is None and hops(hops=True) is None
 
 
 def test_bridge_recall_counts_the_entities_the_question_does_not_name():
