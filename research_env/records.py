@@ -167,6 +167,8 @@ class EpisodeRecord:
     none; ``metadata["support"]``)."""
     bridge_recall: float | None = None
     """Share of the question's unnamed entities its queries named (``None``: it has none)."""
+    hops: int | None = None
+    """The question's hop count (``None``: its metadata gives none)."""
     invalid_actions: int = 0
     """Invalid actions the env answered with a corrective observation."""
     actions: list[str] = field(default_factory=list)
@@ -227,6 +229,7 @@ def episode_record(
     golds = info.get("golden_answers", []) if golden_answers is None else golden_answers
     recall = rc.get("support_recall")
     bridge = rc.get("bridge_recall")
+    hops = rc.get("hops")
     return EpisodeRecord(
         index=int(start.get("index", -1)),
         question_id=str(start.get("question_id") or ""),
@@ -246,6 +249,7 @@ def episode_record(
         retrieval_failed=bool(info.get("retrieval_failed", False)),
         support_recall=None if recall is None else float(recall),
         bridge_recall=None if bridge is None else float(bridge),
+        hops=None if hops is None else int(hops),
         invalid_actions=int(info.get("invalid_actions", 0)),
         actions=acts,
         stats=dict(stats or {}),

@@ -309,7 +309,7 @@ def test_hops_is_the_questions_hop_count_and_one_per_supporting_passage():
         e.close()
 
 
-def test_hops_falls_back_to_the_supporting_passages(env):
+def test_hops_falls_back_to_the_supporting_passages() -> None:
     """Without ``metadata["hops"]`` the count is the supporting passages listed, else None."""
     from research_env.data.types import QAExample
     from research_env.episode import Episode

@@ -51,15 +51,25 @@ def group_advantages(
     return adv.float()
 
 
+def zero_variance_groups(
+    rewards: Sequence[float], group_ids: Sequence[int]
+) -> tuple[list[int], int]:
+    """The ids of the groups whose rollouts all got the same reward, and how many groups there are.
+
+    >>> zero_variance_groups([1, 1, 0, 1, 2, 2], [0, 0, 1, 1, 5, 5])
+    ([0, 5], 3)
+    """
+    by_group: dict[int, set[float]] = {}
+    for r, g in zip(rewards, group_ids):
+        by_group.setdefault(int(g), set()).add(float(r))
+    return [g for g, v in by_group.items() if len(v) == 1], len(by_group)
+
+
 def zero_variance_share(rewards: Sequence[float], group_ids: Sequence[int]) -> float:
     """The share of groups whose rollouts all got the same reward (they carry no signal).
 
     >>> zero_variance_share([1, 1, 0, 1], [0, 0, 1, 1])
     0.5
     """
-    by_group: dict[int, set[float]] = {}
-    for r, g in zip(rewards, group_ids):
-        by_group.setdefault(int(g), set()).add(float(r))
-    if not by_group:
-        return 0.0
-    return sum(len(v) == 1 for v in by_group.values()) / len(by_group)
+    flat, groups = zero_variance_groups(rewards, group_ids)
+    return len(flat) / groups if groups else 0.0

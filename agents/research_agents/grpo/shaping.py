@@ -203,8 +203,7 @@ def em_hop_cost_bridge(trajectory: Trajectory) -> float:
         trajectory: A finished episode (its ``info`` holds the env's reward components).
 
     Returns:
-        The shaped reward, in ``[0, 1]``. A question that lists no supporting passages counts
-        as one hop.
+        The shaped reward, in ``[0, 1]``. A question without a hop count counts as one hop.
 
     Examples:
         >>> def shaped(searches, **rc):
@@ -222,15 +221,18 @@ def em_hop_cost_bridge(trajectory: Trajectory) -> float:
         0.4
     """
     r = trajectory.record()
-    rc = trajectory.info.get("reward_components") or {}
-    hops = int(rc.get("hops") or 1)
-    cost = HOP_SEARCH_COST * max(0, r.searches - hops) + INVALID_COST * r.invalid_actions
+    hops = r.hops or 1
     bridge = BRIDGE_CREDIT * (r.bridge_recall or 0.0) if hops >= 2 else 0.0
     credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + bridge
-    return max(r.em * max(0.0, 1.0 - cost), credit)
+    return max(_em_less_costs(r, free_searches=hops, search_cost=HOP_SEARCH_COST), credit)
 
 
-def _em_less_costs(r: EpisodeRecord) -> float:
-    """:func:`em_search_cost` of an episode already read into its record."""
-    cost = SEARCH_COST * max(0, r.searches - 1) + INVALID_COST * r.invalid_actions
+def _em_less_costs(
+    r: EpisodeRecord, free_searches: int = 1, search_cost: float = SEARCH_COST
+) -> float:
+    """EM less ``search_cost`` per search beyond ``free_searches`` and the invalid-action cost.
+
+    With the defaults, :func:`em_search_cost` of an episode already read into its record.
+    """
+    cost = search_cost * max(0, r.searches - free_searches) + INVALID_COST * r.invalid_actions
     return r.em * max(0.0, 1.0 - cost)

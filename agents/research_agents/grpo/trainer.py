@@ -37,7 +37,7 @@ import torch
 
 from research_agents.eval.metrics import summarise
 from research_agents.generation.base import Generator, SamplingParams
-from research_agents.grpo.advantages import group_advantages
+from research_agents.grpo.advantages import group_advantages, zero_variance_groups
 from research_agents.grpo.checkpoint import (
     CHECKPOINT,
     find_checkpoint,
@@ -99,10 +99,7 @@ def make_adamw(params: list[torch.nn.Parameter], **kwargs: Any) -> torch.optim.O
 
 def _flat_groups(trajs: list[Trajectory]) -> list[int]:
     """Ids of the groups whose rewards are all equal (advantage 0: they train nothing)."""
-    rewards: dict[int, set[float]] = {}
-    for t in trajs:
-        rewards.setdefault(t.group_id, set()).add(t.reward)
-    return [g for g, r in rewards.items() if len(r) == 1]
+    return zero_variance_groups([t.reward for t in trajs], [t.group_id for t in trajs])[0]
 
 
 def _load_hook(spec: str) -> Callable[[Trajectory], float]:
