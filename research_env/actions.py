@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from research_env.boxed import extract_boxed
 
 __all__ = [
+    "ANSWER_OPEN",
     "INVALID_REASONS",
     "STOP_STRINGS",
     "Action",
@@ -55,6 +56,9 @@ __all__ = [
 
 STOP_STRINGS: tuple[str, ...] = ("</search>", "</answer>")
 """The strings a generator should stop on (keep them in the output)."""
+
+ANSWER_OPEN = "<answer>"
+"""The tag that opens an answer (what ``TurnSettings.answer_continuation`` follows)."""
 
 INVALID_REASONS: frozenset[str] = frozenset(
     {

@@ -130,6 +130,12 @@ class TurnSettings:
     """Text forced at the start of the last allowed turn (e.g. ``"<answer>\\boxed{"``);
     overrides ``turn_prefix`` there."""
 
+    answer_continuation: str = ""
+    """Text forced right after the policy opens an answer itself (writes ``<answer>`` on a turn
+    whose forced prefix does not already go on with this text), e.g. ``"\\boxed{"``. The policy
+    still chooses between searching and answering; once it has chosen to answer, the answer's
+    format opens as ``final_prefix`` opens it on the last turn. Empty: off."""
+
     def __post_init__(self) -> None:
         checks = (
             (self.max_new_tokens >= 1, f"max_new_tokens: expected >= 1, got {self.max_new_tokens}"),

@@ -228,7 +228,7 @@ def _parity_env(tok: Any, n: int) -> SearchQAVectorEnv:
 _COMPARED = ("prediction", "em", "f1", "format_ok", "answer_in_retrieval", "searches")
 
 
-@pytest.mark.parametrize("setting", ["preset", "forced-actions", "budget"])
+@pytest.mark.parametrize("setting", ["preset", "forced-actions", "budget", "answer-continuation"])
 def test_research_agent_reproduces_evaluate_policy(setting: str, tiny: tuple[Any, Any]) -> None:
     model, tok = tiny
     indices = [0, 1, 2, 18, 40, 100]  # more questions than slots: slots are refilled
@@ -244,6 +244,14 @@ def test_research_agent_reproduces_evaluate_policy(setting: str, tiny: tuple[Any
     elif setting == "budget":  # the observation overflows the budget before the last turn
         cfg = LLMAgentConfig.from_grpo(
             get_preset("tiny"), response_prefix="<search> capital </search>", max_response_tokens=24
+        )
+    elif setting == "answer-continuation":  # the answer tag forced, the model goes on: boxed
+        cfg = LLMAgentConfig.from_grpo(
+            get_preset("tiny"),
+            response_prefix="<search> capital </search>",
+            final_prefix="<answer>",
+            answer_continuation="\\boxed{",
+            max_response_tokens=400,
         )
     stop = _parity_env(tok, 1).envs[0].template.stop_strings
 
@@ -270,6 +278,8 @@ def test_research_agent_reproduces_evaluate_policy(setting: str, tiny: tuple[Any
         assert records[2].em == 1.0 and records[2].prediction == gold
     if setting == "budget":
         assert all(r.stats["budget_exhausted"] == 1.0 for r in records)
+    if setting == "answer-continuation":
+        assert all(r.actions[-1].startswith("<answer>\\boxed{") for r in records)
 
 
 def test_research_agent_keeps_the_rollouts_token_ids(tiny: tuple[Any, Any]) -> None:

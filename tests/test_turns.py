@@ -73,3 +73,79 @@ def test_one_generate_call_serves_the_largest_remaining_budget(stepper: TurnStep
     assert (params.max_new_tokens, params.seed, params.temperature) == (5, 12, 0.7)
     assert stepper.sampling([100], seed=None, calls=0).max_new_tokens == 8
     assert stepper.sampling([100], seed=None, calls=0).seed is None
+
+
+@pytest.fixture(scope="module")
+def boxing() -> TurnStepper:
+    turns = TurnSettings(
+        max_new_tokens=8,
+        max_response_tokens=60,
+        turn_prefix="<",
+        final_prefix="<answer>\\boxed{",
+        answer_continuation="\\boxed{",
+    )
+    return TurnStepper(load_tokenizer("tiny"), turns, ("</search>", "</answer>"))
+
+
+def _sampled(stepper: TurnStepper, text: str) -> Generation:
+    ids = stepper.tokenizer.encode(text, add_special_tokens=False)
+    return Generation(ids, [-0.25 - 0.01 * i for i in range(len(ids))], "stop")
+
+
+def test_an_answer_the_policy_opens_gets_the_continuation_forced(boxing: TurnStepper) -> None:
+    tok = boxing.tokenizer
+    traj = Trajectory(prompt_ids=[1], turns=1)
+    prefix, budget = boxing.open(traj, max_turns=4)  # turn 2: "<" forced
+    gen = _sampled(boxing, "answer> Dublin capital </answer>")
+    text = boxing.open_answer(traj, prefix, gen, budget)
+    assert text == "<answer>\\boxed{"
+    # the ids are those of the last turn's forced "<answer>\\boxed{" (SmolLM2 spells it with
+    # one ">\\" token): the sampled "answer" is kept with its log-prob, the rest is forced
+    opened = tok.encode("<answer>\\boxed{", add_special_tokens=False)
+    assert traj.response_ids == opened
+    assert traj.loss_mask == [0, 1] + [0] * (len(opened) - 2)
+    assert traj.response_ids[1] == gen.token_ids[0] and traj.old_logprobs[1] == gen.logprobs[0]
+    assert traj.turns == 1  # the turn goes on: the next generate call continues it
+    rest = _sampled(boxing, "Dublin}</answer>")
+    action = boxing.take(traj, text, rest, boxing.budget(traj), eos_suffix="")
+    assert action == "<answer>\\boxed{Dublin}</answer>" and traj.turns == 2
+
+
+def test_where_the_prefix_is_not_the_tags_start_the_text_is_completed(boxing: TurnStepper) -> None:
+    tok = boxing.tokenizer
+    traj = Trajectory(prompt_ids=[1])
+    gen = _sampled(boxing, "<answer> Dublin</answer>")  # nothing forced, a space before
+    assert boxing.open_answer(traj, " ", gen, 50) == " <answer>\\boxed{"
+    kept = [i for i, m in zip(traj.response_ids, traj.loss_mask, strict=True) if m]
+    assert " " + tok.decode(kept) == " <answer>"  # the sampled ids that spell the tag
+    assert kept == gen.token_ids[: len(kept)]
+    forced = tok.encode("\\boxed{", add_special_tokens=False)
+    assert traj.response_ids[len(kept) :] == forced
+
+
+@pytest.mark.parametrize(
+    ("prefix", "sampled"),
+    [
+        ("<", "search> Ireland capital </search>"),  # a search
+        ("<", "answer> \\boxed{Dublin} </answer>"),  # the policy wrote the continuation
+        ("<answer>\\boxed{", "Dublin}</answer>"),  # the last turn's prefix already holds it
+    ],
+)
+def test_nothing_is_forced_where_the_turn_needs_no_continuation(
+    boxing: TurnStepper, prefix: str, sampled: str
+) -> None:
+    traj = Trajectory(prompt_ids=[1])
+    assert boxing.open_answer(traj, prefix, _sampled(boxing, sampled), 50) is None
+    assert traj.response_ids == []
+
+
+def test_the_continuation_follows_a_forced_answer_tag_and_is_off_by_default(
+    boxing: TurnStepper, stepper: TurnStepper
+) -> None:
+    traj = Trajectory(prompt_ids=[1])
+    assert boxing.open_answer(traj, "<answer>", _sampled(boxing, " Dublin</answer>"), 50) == (
+        "<answer>\\boxed{"
+    )
+    assert traj.num_generated == 0  # no sampled id was part of the tag
+    off = Trajectory(prompt_ids=[1])
+    assert stepper.open_answer(off, "<", _sampled(stepper, "answer> Dublin</answer>"), 50) is None

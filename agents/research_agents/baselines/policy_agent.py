@@ -15,6 +15,10 @@ Each slot keeps a :class:`~research_agents.grpo.rollout.Trajectory` built exactl
 - the generator continues the slot's exact ids (prompt + everything since) and stops on the
   template's stop strings; the sampled ids are kept as sampled, cut to the episode's remaining
   budget, and the action sent to the env is ``prefix + decode(ids)``;
+- with ``answer_continuation`` set, a turn the policy opened as an answer itself (``<answer>``)
+  gets the continuation forced after the tag (:meth:`TurnStepper.open_answer
+  <research_agents.grpo.turns.TurnStepper.open_answer>`) and is sampled on in one more
+  ``generate`` call (the rollout samples it in its next round);
 - each non-empty observation is encoded once and appended, mask 0;
 - ``max_new_tokens`` caps a turn and ``max_response_tokens`` the whole response (forced,
   sampled and observed ids). One ``generate`` call serves every slot of a round, with
@@ -123,14 +127,29 @@ class ResearchPolicyAgent:
                 continue
             prefixes[slot], budgets[slot] = prefix, budget
         live = list(budgets)
-        if live:
-            params = self.stepper.sampling(budgets.values(), self.seed, self.generate_calls)
+        while live:  # a second round only for turns the policy opened as an answer
+            params = self.stepper.sampling(
+                (budgets[s] for s in live), self.seed, self.generate_calls
+            )
             gens = self.generator.generate([self._trajs[s].ids for s in live], params)
             self.generate_calls += 1
+            again: list[int] = []
             for slot, gen in zip(live, gens):
-                actions[slot] = self.stepper.take(
-                    self._trajs[slot], prefixes[slot], gen, budgets[slot], self.eos_suffix
-                )
+                traj = self._trajs[slot]
+                text = self.stepper.open_answer(traj, prefixes[slot], gen, budgets[slot])
+                if text is None:
+                    actions[slot] = self.stepper.take(
+                        traj, prefixes[slot], gen, budgets[slot], self.eos_suffix
+                    )
+                    continue
+                prefixes[slot], budgets[slot] = text, self.stepper.budget(traj)
+                if budgets[slot] > 0:
+                    again.append(slot)
+                else:  # the forced text spent the budget: the turn ends as it stands
+                    self._exhausted[slot] = traj.truncated = True
+                    traj.turns += 1
+                    actions[slot] = text
+            live = again
         return {slot: actions[slot] for slot in observations}
 
     def episode_stats(self, slot: int) -> dict[str, float]:

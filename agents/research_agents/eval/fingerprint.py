@@ -41,11 +41,13 @@ from research_env.rewards import (
     score_answer,
     sub_em,
 )
+from research_env.settings import TurnSettings
 from research_env.templates import PromptTemplate
 
 __all__ = [
     "PROTOCOL_VERSION",
     "dataset_fingerprint",
+    "generation_fingerprint",
     "git_commit",
     "parser_fingerprint",
     "protocol_hash",
@@ -178,6 +180,25 @@ _LATER_FIELDS: dict[str, Any] = {"titles_line": None}
 """Template fields added after protocols were published, with their off values: a field at
 its off value is left out of the hash, so the templates that do not use it keep their hashes
 (and stored leaderboard results stay comparable)."""
+
+
+_LATER_TURN_FIELDS: dict[str, Any] = {"answer_continuation": ""}
+"""The same for the generation settings (:class:`~research_env.settings.TurnSettings`)."""
+
+
+def generation_fingerprint(turns: TurnSettings) -> dict[str, Any]:
+    """The generation settings of a protocol: every field, less later ones left at their off value.
+
+    >>> "answer_continuation" in generation_fingerprint(TurnSettings())
+    False
+    >>> generation_fingerprint(TurnSettings(answer_continuation="x"))["answer_continuation"]
+    'x'
+    """
+    return {
+        k: v
+        for k, v in dataclasses.asdict(turns).items()
+        if k not in _LATER_TURN_FIELDS or v != _LATER_TURN_FIELDS[k]
+    }
 
 
 def template_fingerprint(template: PromptTemplate) -> dict[str, str]:

@@ -13,7 +13,6 @@ seconds, throughput), which :meth:`SuiteResult.comparable` leaves out.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -27,6 +26,7 @@ from research_agents.eval.agents import LoadedAgent, load_agent
 from research_agents.eval.fingerprint import (
     PROTOCOL_VERSION,
     dataset_fingerprint,
+    generation_fingerprint,
     git_commit,
     package_versions,
     parser_fingerprint,
@@ -100,7 +100,7 @@ def task_protocol(
         },
         "template": template_fingerprint(env.template),
         "scoring": scoring_fingerprint(suite.env.resolved().reward or "em"),
-        "generation": dataclasses.asdict(suite.generation),
+        "generation": generation_fingerprint(suite.generation),
         "seed": suite.seed,
         "metrics_version": METRICS_VERSION,
         "judge": None if judge is None else judge.config.protocol(),

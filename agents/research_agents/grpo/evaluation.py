@@ -71,6 +71,7 @@ def evaluate_policy(
             response_prefix=turns.response_prefix,
             turn_prefix=turns.turn_prefix,
             final_prefix=turns.final_prefix,
+            answer_continuation=turns.answer_continuation,
             max_response_tokens=turns.max_response_tokens,
         )
         trajs.extend(out)

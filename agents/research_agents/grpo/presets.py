@@ -176,6 +176,19 @@ PRESETS["factbook-smollm2-multihop-hops"] = PRESETS["factbook-smollm2-multihop-b
     output_dir="runs/factbook-smollm2-multihop-hops",
 )
 
+# The bridge stage where an answer the policy opens itself is boxed as on the last turn
+# (answer_continuation): "<answer>" on turn 2 or 3 gets "\boxed{" forced after it. Without it a
+# mid-episode answer was a sentence ("Dublin capital") that EM never pays, so stage 2 learned to
+# write an empty "<answer></answer>" on turn 2 and wait for the last turn's forced \boxed{.
+# An invalid action costs on the evidence credit too (em_search_cost_bridge_valid): under
+# em_search_cost_bridge an unclosed answer ("\boxed{Rysy}</box>", corrected by the env) took
+# the empty answer's place as a free turn within 5 steps.
+PRESETS["factbook-smollm2-multihop-boxed"] = PRESETS["factbook-smollm2-multihop-bridge"].replace(
+    answer_continuation="\\boxed{",
+    reward_hook="research_agents.grpo.shaping:em_search_cost_bridge_valid",
+    output_dir="runs/factbook-smollm2-multihop-boxed",
+)
+
 # Mechanics smoke run: a tiny random model, a couple of fast steps.
 PRESETS["tiny"] = GRPOConfig(
     model="tiny",

@@ -160,6 +160,7 @@ def rollout(
     response_prefix: str = "",
     turn_prefix: str = "",
     final_prefix: str = "",
+    answer_continuation: str = "",
     max_response_tokens: int = 1024,
     seed: int | None = None,
 ) -> tuple[list[Trajectory], RolloutStats]:
@@ -178,6 +179,8 @@ def rollout(
         turn_prefix: Text forced at the start of every later turn (default none).
         final_prefix: Text forced at the start of the last turn an env allows (e.g.
             ``"<answer>"`` with ``last_turn="answer_only"``); overrides ``turn_prefix`` there.
+        answer_continuation: Text forced right after the policy itself writes ``<answer>`` (e.g.
+            a boxed-answer opening); the rest of that turn is sampled in the next ``generate`` call.
         max_response_tokens: Budget for all response ids of an episode (sampled and observed);
             an episode that runs out is cut short as truncated, with reward 0.
         seed: Seeds the sampler for this batch (``None``: continue its stream).
@@ -213,6 +216,7 @@ def rollout(
             response_prefix=response_prefix,
             turn_prefix=turn_prefix,
             final_prefix=final_prefix,
+            answer_continuation=answer_continuation,
         ),
         params.stop,
     )
@@ -220,11 +224,18 @@ def rollout(
     active = list(range(n))
     max_turns = [vec.envs[i].max_turns for i in range(n)]
     eos_suffix = [vec.envs[i].eos_suffix for i in range(n)]
+    # A turn the policy opened as an answer, with answer_continuation forced after the tag,
+    # goes on in the next round's generate call (its text so far here); it takes no env step.
+    continuing: dict[int, str] = {}
     while active:
         prefixes: dict[int, str] = {}
         budgets: dict[int, int] = {}
         for i in active:
-            prefixes[i], budgets[i] = stepper.open(trajs[i], max_turns[i])
+            if i in continuing:
+                prefixes[i] = continuing.pop(i)
+                budgets[i] = stepper.budget(trajs[i])
+            else:
+                prefixes[i], budgets[i] = stepper.open(trajs[i], max_turns[i])
         for i in active:
             if budgets[i] <= 0:
                 trajs[i].truncated = True
@@ -243,16 +254,24 @@ def rollout(
 
         actions: dict[int, str] = {}
         for i, gen in zip(active, gens):
-            actions[i] = stepper.take(trajs[i], prefixes[i], gen, budgets[i], eos_suffix[i])
-            stats.generated_tokens += min(len(gen.token_ids), budgets[i])  # what take() kept
+            sampled = trajs[i].num_generated
+            text = stepper.open_answer(trajs[i], prefixes[i], gen, budgets[i])
+            if text is not None:
+                continuing[i] = text
+            else:
+                actions[i] = stepper.take(trajs[i], prefixes[i], gen, budgets[i], eos_suffix[i])
+            stats.generated_tokens += trajs[i].num_generated - sampled  # what was kept
 
         t0 = time.perf_counter()
-        results = vec.step_some(actions)
+        results = vec.step_some(actions) if actions else {}
         stats.env_s += time.perf_counter() - t0
 
         still: list[int] = []
         t0 = time.perf_counter()
         for i in active:
+            if i in continuing:
+                still.append(i)
+                continue
             obs, reward, terminated, truncated, info = results[i]
             traj = trajs[i]
             traj.info = info

@@ -44,6 +44,15 @@ A bridge rollout that finds the first hop scores 0.2; one that then searches ``C
 support credit alone pays nothing until the field is right too, and a 135M policy that names
 the entity at all does so with the first query's field (docs/results.md).
 
+:func:`em_search_cost_bridge_valid` charges invalid actions on the credit as well::
+
+    reward = max(em_search_cost, credit - INVALID_COST * invalid_actions, 0)
+
+Under :func:`em_search_cost_bridge` an invalid action cost only a right answer, so a wrong
+episode could spend a turn on one for free: stage 2 learned to write an empty or unclosed
+answer on turn 2 (corrected by the env) and search again on turn 3, never answering before the
+last turn. Here the wasted turn costs on every path.
+
 :func:`em_hop_cost_bridge` is :func:`em_search_cost_bridge` with the search cost counted
 against the question's own number of hops (``reward_components["hops"]``: one supporting
 passage per hop) instead of against one search, and larger::
@@ -74,6 +83,7 @@ __all__ = [
     "em_hop_cost_bridge",
     "em_search_cost",
     "em_search_cost_bridge",
+    "em_search_cost_bridge_valid",
     "em_search_cost_retrieval",
     "em_search_cost_support",
 ]
@@ -194,6 +204,31 @@ def em_search_cost_bridge(trajectory: Trajectory) -> float:
     r = trajectory.record()
     credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + BRIDGE_CREDIT * (r.bridge_recall or 0.0)
     return max(_em_less_costs(r), credit)
+
+
+def em_search_cost_bridge_valid(trajectory: Trajectory) -> float:
+    """:func:`em_search_cost_bridge` whose evidence credit also pays for invalid actions.
+
+    Args:
+        trajectory: A finished episode (its ``info`` holds the env's reward components).
+
+    Returns:
+        The shaped reward, in ``[0, 1]``.
+
+    Examples:
+        >>> def shaped(invalid, **rc):
+        ...     info = {"reward_components": rc, "num_searches": 2, "invalid_actions": invalid}
+        ...     return round(em_search_cost_bridge_valid(Trajectory(prompt_ids=[], info=info)), 3)
+        >>> shaped(0, em=0.0, support_recall=0.5, bridge_recall=1.0)  # "Chile capital"
+        0.4
+        >>> shaped(1, em=0.0, support_recall=0.5, bridge_recall=1.0)  # and a turn wasted
+        0.3
+        >>> shaped(1, em=1.0, support_recall=1.0, bridge_recall=1.0)  # charged once
+        0.8
+    """
+    r = trajectory.record()
+    credit = SUPPORT_CREDIT * (r.support_recall or 0.0) + BRIDGE_CREDIT * (r.bridge_recall or 0.0)
+    return max(_em_less_costs(r), credit - INVALID_COST * r.invalid_actions, 0.0)
 
 
 def em_hop_cost_bridge(trajectory: Trajectory) -> float:

@@ -470,6 +470,7 @@ class GRPOTrainer:
             response_prefix=cfg.response_prefix,
             turn_prefix=cfg.turn_prefix,
             final_prefix=cfg.final_prefix,
+            answer_continuation=cfg.answer_continuation,
             max_response_tokens=cfg.max_response_tokens,
             seed=seed,
         )

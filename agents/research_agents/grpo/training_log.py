@@ -38,6 +38,10 @@ def episode_columns(
         "bridge_recall": [r.bridge_recall or 0.0 for r in records],
         "hides_entity": [float(r.bridge_recall is not None) for r in records],
         "searches": [float(r.searches) for r in records],
+        # env/searches_one_hop and _multi_hop average over the questions with that many hops.
+        "one_hop": [float(r.hops == 1) for r in records],
+        "multi_hop": [float((r.hops or 0) >= 2) for r in records],
+        "invalid_actions": [float(r.invalid_actions) for r in records],
         "answered": [float(r.end_reason == "answer") for r in records],
         "invalid": [float(r.end_reason == "invalid") for r in records],
         "truncated": [float(t.truncated) for t in trajs],
@@ -69,6 +73,9 @@ def episode_metrics(columns: Mapping[str, Sequence[float]]) -> dict[str, float]:
         ),
         "grpo/adv_abs_mean": mean("adv_abs"),
         "env/searches_per_episode": mean("searches"),
+        "env/searches_one_hop": _mean_where(columns["searches"], columns["one_hop"]),
+        "env/searches_multi_hop": _mean_where(columns["searches"], columns["multi_hop"]),
+        "env/invalid_actions": mean("invalid_actions"),
         "env/format_ok": mean("format_ok"),
         "env/answer_in_retrieval": mean("answer_in_retrieval"),
         "env/support_recall": mean("support_recall"),
@@ -82,6 +89,18 @@ def episode_metrics(columns: Mapping[str, Sequence[float]]) -> dict[str, float]:
         "env/generated_tokens": mean("generated_tokens"),
         "train/episodes": float(n),
     }
+
+
+def _mean_where(values: Sequence[float], where: Sequence[float]) -> float:
+    """The mean of ``values`` where ``where`` is 1 (0.0 where it never is).
+
+    >>> _mean_where([1.0, 2.0, 4.0], [1.0, 0.0, 1.0])
+    2.5
+    >>> _mean_where([1.0], [0.0])
+    0.0
+    """
+    total = sum(w for w in where)
+    return sum(v * w for v, w in zip(values, where, strict=True)) / total if total else 0.0
 
 
 class MetricsLogger:
