@@ -102,7 +102,28 @@ def test_factbook_suites_play_their_presets_settings() -> None:
     for suite, preset in (
         ("factbook", "factbook-smollm2"),
         ("factbook-multihop", "factbook-smollm2-multihop"),
+        ("factbook-multihop-boxed", "factbook-smollm2-multihop-boxed"),
     ):
         s, cfg = get_suite(suite), get_preset(preset)
         assert s.env == cfg.env_settings(reward="em")
         assert s.generation == cfg.turn_settings()
+
+
+def test_stored_results_keep_their_protocol_hashes_and_the_boxed_suite_has_its_own() -> None:
+    import json
+    from pathlib import Path
+
+    from research_agents.eval.harness import suite_protocol
+    from research_agents.eval.suites import get_suite
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    hashes = {}
+    for suite in ("factbook-multihop", "factbook-multihop-boxed"):
+        hashes[suite] = suite_protocol(get_suite(suite))[1]
+        stored = {
+            json.loads(f.read_text())["protocol_hash"] for f in (results / suite).glob("*.json")
+        }
+        assert stored == {hashes[suite]}, suite  # adding answer_continuation changed no hash
+    assert hashes["factbook-multihop"] != hashes["factbook-multihop-boxed"]
+    assert get_suite("factbook-multihop-boxed").generation.answer_continuation == "\\boxed{"
+    assert get_suite("factbook-multihop").generation.answer_continuation == ""

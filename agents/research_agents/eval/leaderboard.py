@@ -96,8 +96,9 @@ def _describe(protocol: Mapping[str, Any]) -> str:
             ("response", "response_prefix"),
             ("turn", "turn_prefix"),
             ("last turn", "final_prefix"),
+            ("after an `<answer>` the agent opens", "answer_continuation"),
         )
-        if gen[key]
+        if gen.get(key)
     )
     judge = first.get("judge")
     source = _SOURCE.get(r["source"], r["source"])

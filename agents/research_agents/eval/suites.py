@@ -30,6 +30,14 @@ The built-in suites (:data:`SUITES`, :func:`get_suite`):
     Its entries are the second section of ``benchmarks/LEADERBOARD.md``.
 ``factbook-multihop-dev``
     The 4-turn settings on all 181 dev questions.
+``factbook-multihop-boxed``
+    ``factbook-multihop`` with the ``factbook-smollm2-multihop-boxed`` preset's two changes:
+    results end with a line naming their countries (``research_hops_titles``), and an answer
+    the agent opens itself on turns 2-3 (``<answer>``) gets the boxed opening forced after the tag
+    (``answer_continuation``), as the last turn's prefix opens it. So an answer given before
+    the last turn is scored like one given on it. The boxed presets train under it.
+``factbook-multihop-boxed-dev``
+    The same settings on all 181 dev questions.
 ``research-paper``
     ReSearch's evaluation (arXiv 2503.19470): HotpotQA, 2WikiMultiHopQA and MuSiQue dev sets
     and Bamboogle test, in full, E5 top-5 over wiki-18 (served, e.g. by ``searchqa serve``),
@@ -146,6 +154,38 @@ def _factbook_multihop(split: str = "test", size: int = 96, **_: Any) -> Suite:
         env=env,
         generation=generation,
         entries=_MULTIHOP_ENTRIES,
+    )
+
+
+STAGE1_CHECKPOINT = "runs/factbook-smollm2-multihop-stage1/checkpoint"
+"""Where ``searchqa train --preset factbook-smollm2-multihop-stage1`` leaves its checkpoint."""
+BOXED_CHECKPOINT = "runs/factbook-smollm2-multihop-boxed/checkpoint"
+"""Where ``searchqa train --preset factbook-smollm2-multihop-boxed`` leaves its checkpoint."""
+_BOXED_ENTRIES = (
+    Entry("research", model="smollm2", label=f"{SMOLLM2} research_hops_titles prompt, zero-shot"),
+    Entry(
+        "research", checkpoint=STAGE1_CHECKPOINT, label=f"{SMOLLM2} + GRPO stage 1 only (2 turns)"
+    ),
+    Entry(
+        "research",
+        checkpoint=BOXED_CHECKPOINT,
+        label=f"{SMOLLM2} + GRPO (factbook-smollm2-multihop-boxed, stage 1 + 30 steps)",
+    ),
+    Entry("scripted", label="scripted rules, one search per hop (no model)"),
+    Entry("naive-reader", label="naive reader rules, one search (no model)"),
+)
+
+
+def _factbook_multihop_boxed(split: str = "test", size: int = 96, **_: Any) -> Suite:
+    base = _factbook(split, size)
+    env, generation = _preset_settings("factbook-smollm2-multihop-boxed")
+    return dataclasses.replace(
+        base,
+        name="factbook-multihop-boxed" if split == "test" else f"factbook-multihop-boxed-{split}",
+        description=base.description + ", 4 turns, an answer opened mid-episode is boxed",
+        env=env,
+        generation=generation,
+        entries=_BOXED_ENTRIES,
     )
 
 
@@ -279,6 +319,8 @@ SUITES: dict[str, Callable[..., Suite]] = {
     "factbook-dev": lambda **kw: _factbook(split="dev", size=0, **kw),
     "factbook-multihop": _factbook_multihop,
     "factbook-multihop-dev": lambda **kw: _factbook_multihop(split="dev", size=0, **kw),
+    "factbook-multihop-boxed": _factbook_multihop_boxed,
+    "factbook-multihop-boxed-dev": lambda **kw: _factbook_multihop_boxed(split="dev", size=0, **kw),
     "research-paper": _research_paper,
     "searchr1-paper": _searchr1_paper,
 }
